@@ -1,0 +1,5 @@
+import sys
+
+from mcunas.cli import main
+
+sys.exit(main())

@@ -1,0 +1,246 @@
+"""Architecture strings: the one grammar every part of mcunas speaks.
+
+An architecture is a readable one-liner, in the spirit of timm's
+``ir_r2_k3_s2_e6_c24`` block strings, that spells out the whole network:
+input, stem, every block and the head.  Tokens are joined by ``-``; inside a
+token, options are joined by ``_``.  The string is what ``estimate``,
+``export``, the study's trial attributes and every report show, so a person
+can paste a winner straight from a report into another command.
+
+Example (the MLPerf Tiny VWW reference, preset ``mlperf-vww``)::
+
+    in_r96_c3-cv_k3_s2_c8-ds_k3_s1_c16-ds_k3_s2_c32-ds_k3_s1_c32-ds_k3_s2_c64-
+    ds_k3_s1_c64-ds_k3_s2_c128-ds_r5_k3_s1_c128-ds_k3_s2_c256-ds_k3_s1_c256-gap-fc_c2
+
+Tokens (in this order):
+
+``in_r<R>_c<C>[_relu6]``
+    Input of R×R pixels with C channels (3 = RGB, 1 = grayscale).  The
+    activation used by every block is ReLU, or ReLU6 with ``_relu6``.
+``cv_k<K>_s<S>_c<C>``
+    Convolution K×K, stride S, C output channels, with BatchNorm and the
+    activation (the stem, or a 1×1 head conv).
+``ds[_r<N>]_k<K>_s<S>_c<C>``
+    MobileNetV1 depthwise-separable block: depthwise K×K stride S, then a
+    pointwise conv to C channels, each with BatchNorm and the activation.
+    Never residual.
+``ir[_r<N>]_k<K>_s<S>_e<E>_c<C>[_noskip]``
+    Inverted residual (MobileNetV2 / MNasNet MBConv without squeeze-excite):
+    1×1 expansion to E× the input channels (left out when E is 1), depthwise
+    K×K stride S, linear 1×1 projection to C channels.  It adds the block's
+    input when the stride is 1 and the channels match, unless ``_noskip``.
+``gap``
+    Global average pooling.
+``fc_c<N>``
+    Fully connected classifier with N classes, followed by softmax.
+
+``_r<N>`` repeats a block N times; only the first repeat uses stride S.
+Options may be written in any order; :func:`format_arch` writes the canonical
+spelling (``r k s e c``, repeats only when above 1), and for every canonical
+string ``format_arch(parse_arch(s)) == s``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mcunas.errors import UserError
+
+BLOCK_KINDS = ("cv", "ds", "ir")
+ACTIVATIONS = ("relu", "relu6")
+
+_OPTION = re.compile(r"^([a-z]+?)(\d+)$")
+_ALLOWED = {
+    "in": {"r", "c"},
+    "cv": {"k", "s", "c"},
+    "ds": {"r", "k", "s", "c"},
+    "ir": {"r", "k", "s", "e", "c"},
+    "fc": {"c"},
+}
+_REQUIRED = {
+    "in": {"r", "c"},
+    "cv": {"k", "s", "c"},
+    "ds": {"k", "s", "c"},
+    "ir": {"k", "s", "e", "c"},
+    "fc": {"c"},
+}
+_FLAGS = {"in": {"relu6"}, "ir": {"noskip"}}
+
+
+@dataclass(frozen=True)
+class Block:
+    """One block of the body: a conv, a depthwise-separable or an inverted residual."""
+
+    kind: str
+    kernel: int
+    stride: int
+    channels: int
+    expand: int = 1
+    repeats: int = 1
+    skip: bool = True
+
+    def expanded(self) -> list["Block"]:
+        """The block's repeats as single blocks (stride only on the first)."""
+        first = Block(self.kind, self.kernel, self.stride, self.channels, self.expand, 1, self.skip)
+        rest = Block(self.kind, self.kernel, 1, self.channels, self.expand, 1, self.skip)
+        return [first] + [rest] * (self.repeats - 1)
+
+
+@dataclass(frozen=True)
+class Arch:
+    """A whole network: input, blocks (stem first) and a classifier head."""
+
+    resolution: int
+    in_channels: int
+    blocks: tuple[Block, ...]
+    classes: int = 2
+    activation: str = "relu"
+
+    def __str__(self) -> str:
+        return format_arch(self)
+
+
+def _format_block(b: Block) -> str:
+    parts = [b.kind]
+    if b.repeats > 1:
+        parts.append(f"r{b.repeats}")
+    parts += [f"k{b.kernel}", f"s{b.stride}"]
+    if b.kind == "ir":
+        parts.append(f"e{b.expand}")
+    parts.append(f"c{b.channels}")
+    if b.kind == "ir" and not b.skip:
+        parts.append("noskip")
+    return "_".join(parts)
+
+
+def format_arch(arch: Arch) -> str:
+    """Write an :class:`Arch` as its canonical one-line string."""
+    head = f"in_r{arch.resolution}_c{arch.in_channels}"
+    if arch.activation == "relu6":
+        head += "_relu6"
+    body = [_format_block(b) for b in arch.blocks]
+    return "-".join([head, *body, "gap", f"fc_c{arch.classes}"])
+
+
+def _parse_token(token: str, position: int) -> tuple[str, dict[str, int], set[str]]:
+    """Split one token into its kind, numeric options and flags, checking each."""
+    where = f"token {position} '{token}'"
+    kind, *options = token.split("_")
+    if kind == "gap":
+        if options:
+            raise UserError(f"malformed architecture: {where}: 'gap' takes no options")
+        return kind, {}, set()
+    if kind not in _ALLOWED:
+        raise UserError(
+            f"malformed architecture: {where}: unknown kind '{kind}' "
+            "(expected in, cv, ds, ir, gap or fc)"
+        )
+    values: dict[str, int] = {}
+    flags: set[str] = set()
+    for opt in options:
+        if opt in _FLAGS.get(kind, set()):
+            flags.add(opt)
+            continue
+        m = _OPTION.match(opt)
+        if not m or m.group(1) not in _ALLOWED[kind]:
+            allowed = ", ".join(sorted(_ALLOWED[kind] | _FLAGS.get(kind, set())))
+            raise UserError(
+                f"malformed architecture: {where}: unknown option '{opt}' for '{kind}' "
+                f"(allowed: {allowed})"
+            )
+        name, number = m.group(1), int(m.group(2))
+        if name in values:
+            raise UserError(f"malformed architecture: {where}: option '{name}' given twice")
+        values[name] = number
+    missing = _REQUIRED[kind] - values.keys()
+    if missing:
+        raise UserError(
+            f"malformed architecture: {where}: missing option(s) "
+            f"{', '.join(sorted(missing))} for '{kind}'"
+        )
+    return kind, values, flags
+
+
+def parse_arch(text: str) -> Arch:
+    """Decode an architecture string; the only place the grammar is read.
+
+    Raises :class:`UserError` naming the offending token and the reason, both
+    for malformed strings and for impossible networks (zero channels, a stride
+    that would shrink a 1×1 tensor, an even kernel, ...).
+    """
+    tokens = text.strip().split("-")
+    if len(tokens) < 4:
+        raise UserError(
+            f"malformed architecture '{text}': expected 'in_...-<blocks>-gap-fc_c<N>' "
+            "(see `mcunas estimate --help`)"
+        )
+    parsed = [_parse_token(t, i + 1) for i, t in enumerate(tokens)]
+    kinds = [p[0] for p in parsed]
+    if kinds[0] != "in":
+        raise UserError(f"malformed architecture: token 1 '{tokens[0]}': must be the input, e.g. in_r96_c3")
+    if kinds[-2:] != ["gap", "fc"]:
+        raise UserError(
+            f"malformed architecture: the string must end with '-gap-fc_c<N>', got '-{tokens[-2]}-{tokens[-1]}'"
+        )
+    for i, kind in enumerate(kinds[1:-2], start=2):
+        if kind not in BLOCK_KINDS:
+            raise UserError(
+                f"malformed architecture: token {i} '{tokens[i - 1]}': '{kind}' is only allowed "
+                "at the start (in) or the end (gap, fc)"
+            )
+    _, inp, in_flags = parsed[0]
+    blocks = tuple(
+        Block(
+            kind=kind,
+            kernel=opts["k"],
+            stride=opts["s"],
+            channels=opts["c"],
+            expand=opts.get("e", 1),
+            repeats=opts.get("r", 1),
+            skip="noskip" not in flags,
+        )
+        for kind, opts, flags in parsed[1:-2]
+    )
+    arch = Arch(
+        resolution=inp["r"],
+        in_channels=inp["c"],
+        blocks=blocks,
+        classes=parsed[-1][1]["c"],
+        activation="relu6" if "relu6" in in_flags else "relu",
+    )
+    validate(arch, tokens)
+    return arch
+
+
+def validate(arch: Arch, tokens: list[str] | None = None) -> None:
+    """Reject networks that cannot exist, naming the block and the reason."""
+
+    def name(i: int) -> str:
+        return f"token {i + 2} '{tokens[i + 1]}'" if tokens else f"block {i + 1} '{_format_block(arch.blocks[i])}'"
+
+    if arch.resolution < 1 or arch.in_channels < 1:
+        raise UserError("impossible architecture: the input needs a resolution and channels of at least 1")
+    if arch.classes < 2:
+        raise UserError("impossible architecture: the classifier needs at least 2 classes (fc_c2)")
+    if arch.activation not in ACTIVATIONS:
+        raise UserError(f"impossible architecture: unknown activation '{arch.activation}'")
+    size = arch.resolution
+    for i, b in enumerate(arch.blocks):
+        if b.channels < 1:
+            raise UserError(f"impossible architecture: {name(i)}: zero output channels")
+        if b.kernel < 1 or b.kernel % 2 == 0:
+            raise UserError(f"impossible architecture: {name(i)}: kernel must be odd and positive, got {b.kernel}")
+        if b.stride not in (1, 2):
+            raise UserError(f"impossible architecture: {name(i)}: stride must be 1 or 2, got {b.stride}")
+        if b.repeats < 1:
+            raise UserError(f"impossible architecture: {name(i)}: repeats must be at least 1")
+        if b.expand < 1:
+            raise UserError(f"impossible architecture: {name(i)}: expansion must be at least 1")
+        if b.stride == 2:
+            if size < 2:
+                raise UserError(
+                    f"impossible architecture: {name(i)}: stride 2 on a {size}x{size} tensor makes it vanish "
+                    "(raise the input resolution or use fewer stride-2 blocks)"
+                )
+            size = (size + 1) // 2

@@ -1,0 +1,61 @@
+"""The ``mcunas`` console script: one subcommand per module in this package.
+
+Each subcommand module defines ``register(subparsers)`` and keeps heavy
+imports (TensorFlow above all: ~2.5 s and ~640 MB) inside its handler, so
+``mcunas estimate`` stays instant.  A :class:`~mcunas.errors.UserError`
+anywhere becomes one ``mcunas: error: ...`` line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from mcunas.errors import UserError
+
+# Subcommand modules, in the order `mcunas --help` lists them.
+COMMANDS = [
+    "estimate",
+    "sample",
+    "presets",
+    "boards",
+    "bench",
+]
+
+BUDGET_HELP = (
+    "Budgets are written with units: 250KB, 0.25MB, 256KiB for memory, 60M for MACs. "
+    "KB/MB are powers of 1000 (as in the VWW paper); KiB/MiB are powers of 1024."
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mcunas",
+        description="Neural architecture search for microcontrollers: find tiny CNNs that fit "
+        "an MCU's SRAM, flash and compute budget, train them on Visual Wake Words, export them.",
+        epilog=BUDGET_HELP,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"mcunas.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except UserError as exc:
+        print(f"mcunas: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mcunas: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""``mcunas estimate``: every cost figure of one architecture, before training."""
+
+from __future__ import annotations
+
+import argparse
+
+from mcunas.cli.output import print_figures
+
+KEYS_HELP = """figures (bytes or counts):
+  macs              multiply-accumulates per inference
+  params            weights + biases after BatchNorm folding
+  keras_params      what Keras' model.summary() counts (BatchNorm unfolded)
+  weight_bytes      int8 weights, the VWW paper's flash figure
+  sram_paper_bytes  the paper's peak-activation rule
+  latency_ms        first-order estimate, only with --board (see README)
+
+ARCH grammar (tokens joined by '-'):
+  in_r<RES>_c<CH>[_relu6]          input RES x RES x CH (3 = RGB, 1 = grayscale)
+  cv_k<K>_s<S>_c<C>                conv + BatchNorm + activation
+  ds[_r<N>]_k<K>_s<S>_c<C>         depthwise-separable (MobileNetV1)
+  ir[_r<N>]_k<K>_s<S>_e<E>_c<C>[_noskip]  inverted residual (MobileNetV2/MNasNet)
+  gap-fc_c<CLASSES>                global average pool, classifier, softmax
+example: in_r96_c3-cv_k3_s2_c8-ds_k3_s1_c16-ds_k3_s2_c32-gap-fc_c2
+"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "estimate",
+        help="cost figures of an architecture (no training, no TensorFlow)",
+        description="Print the cost of an architecture string or preset: MACs, parameters, "
+        "flash and peak SRAM, and a latency estimate for a board.",
+        epilog=KEYS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("arch", nargs="?", help="architecture string (see below)")
+    src.add_argument("--preset", help="a named preset, e.g. mlperf-vww (see `mcunas presets`)")
+    p.add_argument("--board", help="board from the catalog (see `mcunas boards`) for latency_ms")
+    p.add_argument("--boards-file", help="YAML file with extra boards")
+    p.add_argument("--mbv2-slices", type=int, default=1, metavar="K",
+                   help="paper §5.3: compute MobileNetV2 blocks in K channel slices for sram_paper_bytes")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    from mcunas.arch import parse_arch
+    from mcunas.cost import estimate
+    from mcunas.cost.boards import get_board
+    from mcunas.errors import UserError
+    from mcunas.presets import preset_arch
+
+    if args.mbv2_slices < 1:
+        raise UserError(f"--mbv2-slices must be 1 or more, got {args.mbv2_slices}")
+    arch = preset_arch(args.preset) if args.preset else parse_arch(args.arch)
+    board = get_board(args.board, args.boards_file) if args.board else None
+    print_figures(estimate(arch, board=board, mbv2_slices=args.mbv2_slices), args.json)
+    return 0

@@ -1,0 +1,46 @@
+"""The pure-Python cost model: what a candidate costs before any training.
+
+Nothing in this package imports TensorFlow; a candidate is costed in well
+under a millisecond from its :class:`~mcunas.arch.Arch` alone.
+"""
+
+from __future__ import annotations
+
+from mcunas.arch import Arch
+from mcunas.cost.boards import Board
+from mcunas.cost.graph import build_graph
+from mcunas.cost.latency import latency_ms
+from mcunas.cost.paper import paper_peak_bytes
+
+
+def estimate(arch: Arch, board: Board | None = None, mbv2_slices: int = 1) -> dict:
+    """All cost figures of ``arch``, in bytes, counts or milliseconds.
+
+    * ``macs``: multiply-accumulates of convs, depthwise convs and the classifier.
+    * ``params``: weights plus biases after BatchNorm folding (what the
+      deployed model stores).
+    * ``keras_params``: the count Keras' ``model.summary()`` shows (conv
+      kernels without bias plus four BatchNorm numbers per channel).
+    * ``weight_bytes``: ``params`` at one byte each — the paper's flash figure.
+    * ``sram_paper_bytes``: the paper's peak rule; with ``mbv2_slices`` > 1
+      MobileNetV2 blocks are computed in that many channel slices (§5.3).
+    * ``latency_ms``: only with a board (see :mod:`mcunas.cost.latency`).
+    """
+    graph = build_graph(arch)
+    nodes = graph.nodes.values()
+    macs = sum(n["macs"] for n in nodes)
+    params = sum(n["weights"] + n["biases"] for n in nodes)
+    batchnorm_channels = sum(n["biases"] for n in nodes if n["op"] != "FULLY_CONNECTED")
+    sliced = graph if mbv2_slices == 1 else build_graph(arch, slices=mbv2_slices)
+    out = {
+        "arch": str(arch),
+        "macs": macs,
+        "params": params,
+        "keras_params": params + 3 * batchnorm_channels,
+        "weight_bytes": params,
+        "sram_paper_bytes": paper_peak_bytes(sliced),
+    }
+    if board is not None:
+        out["board"] = board.name
+        out["latency_ms"] = round(latency_ms(macs, board), 1)
+    return out

@@ -1,0 +1,155 @@
+"""Search spaces: YAML files in ``search_spaces/`` sampled define-by-run.
+
+A space file lists, per dimension, either a fixed value or a list of choices
+whose first entry is the reference network's value (see
+``search_spaces/mobilenet_v1.yaml`` for the reading rules).  :func:`sample_arch`
+walks the file and asks a trial for every listed dimension, so the very same
+code serves an Optuna ``Trial`` during a search, a seeded random study in
+``mcunas sample``, and :class:`ReferenceTrial` for the presets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+from mcunas.arch import Arch, Block, validate
+from mcunas.errors import UserError
+
+SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
+
+
+class SuggestsCategorical(Protocol):
+    """The one part of ``optuna.Trial`` a space needs."""
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Space:
+    """A parsed space file; ``spec`` is the YAML mapping as written."""
+
+    name: str
+    path: Path
+    spec: dict
+
+
+def available_spaces() -> list[str]:
+    """Names of the space files shipped in ``search_spaces/``."""
+    return sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))
+
+
+def load_space(name_or_path: str) -> Space:
+    """Load a space by name (``mobilenet_v2``) or by path to a YAML file."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = SPACES_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise UserError(
+            f"unknown search space '{name_or_path}': choose one of {', '.join(available_spaces())} "
+            "or give the path to a space YAML file"
+        )
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise UserError(f"search space {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    for key in ("input", "width", "stem", "stages", "head"):
+        if not isinstance(spec, dict) or key not in spec:
+            raise UserError(f"search space {path} lacks the '{key}' section (see search_spaces/mobilenet_v1.yaml)")
+    return Space(name=spec.get("name", path.stem), path=path, spec=spec)
+
+
+class ReferenceTrial:
+    """A stand-in trial that answers every dimension with its reference value.
+
+    ``overrides`` pins chosen dimensions (e.g. ``{"width": 0.5}``); all others
+    take the first listed choice.  Used for presets.
+    """
+
+    def __init__(self, overrides: dict[str, Any] | None = None):
+        self.overrides = overrides or {}
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        return self.overrides.get(name, choices[0])
+
+
+def scale_channels(channels: float, divisor: int) -> int:
+    """Round to the nearest multiple of ``divisor``, never losing more than 10 %.
+
+    The rule of the MobileNetV2 reference code (``_make_divisible``), so widths
+    like 0.35 give the channel counts users know from Keras Applications.
+    """
+    rounded = max(divisor, int(channels + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * channels:
+        rounded += divisor
+    return rounded
+
+
+def _choose(trial: SuggestsCategorical, name: str, value: Any) -> Any:
+    """Ask the trial for a listed dimension; a fixed value is returned as is."""
+    if isinstance(value, list):
+        return value[0] if len(value) == 1 else trial.suggest_categorical(name, value)
+    return value
+
+
+def _resolve_channels(choice: Any, base: int, width: float, divisor: int) -> int:
+    if choice == "scaled":
+        return scale_channels(base * width, divisor)
+    return int(choice)
+
+
+def sample_arch(space: Space, trial: SuggestsCategorical) -> Arch:
+    """Build one architecture of ``space``, asking ``trial`` for every choice.
+
+    Parameter names are stable (``resolution``, ``width``, ``stem_c``,
+    ``s2_n``, ``s2_k``, ``s2_e``, ``s2_skip``, ``head_c``...) so studies can
+    be compared and resumed.
+    """
+    spec = space.spec
+    divisor = int(spec.get("channel_divisor", 8))
+    resolution = int(_choose(trial, "resolution", spec["input"]["resolution"]))
+    in_channels = int(_choose(trial, "in_channels", spec["input"]["channels"]))
+    width = float(_choose(trial, "width", spec["width"]))
+
+    stem = spec["stem"]
+    stem_c = _resolve_channels(_choose(trial, "stem_c", stem["c"]), stem.get("base_c", 32), width, divisor)
+    blocks = [Block("cv", int(stem["k"]), int(stem["s"]), stem_c)]
+    for i, stage in enumerate(spec["stages"], start=1):
+        repeats = int(_choose(trial, f"s{i}_n", stage["n"]))
+        kernel = int(_choose(trial, f"s{i}_k", stage["k"]))
+        expand = int(_choose(trial, f"s{i}_e", stage.get("e", 1)))
+        skip = bool(_choose(trial, f"s{i}_skip", stage.get("skip", True)))
+        if repeats == 0:
+            continue
+        channels = scale_channels(stage["c"] * width, divisor)
+        blocks.append(Block(stage["block"], kernel, int(stage["s"]), channels, expand, repeats, skip))
+    head = spec["head"]
+    head_c = _resolve_channels(_choose(trial, "head_c", head["c"]), head.get("base_c", 1280), width, divisor)
+    if head_c:
+        blocks.append(Block("cv", 1, 1, head_c))
+    arch = Arch(
+        resolution=resolution,
+        in_channels=in_channels,
+        blocks=tuple(blocks),
+        classes=int(spec.get("classes", 2)),
+        activation=spec.get("activation", "relu"),
+    )
+    validate(arch)
+    return arch
+
+
+def sample_strings(space: Space, n: int, seed: int) -> list[str]:
+    """``n`` reproducible random members of ``space`` via a seeded Optuna study."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    out = []
+    for _ in range(n):
+        trial = study.ask()
+        out.append(str(sample_arch(space, trial)))
+        study.tell(trial, 0.0)
+    return out
