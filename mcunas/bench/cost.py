@@ -1,8 +1,13 @@
 """``mcunas bench cost``: architectures/s of sample -> graph -> all costs, per space.
 
-Sampling goes through a real in-memory Optuna study with the random sampler
-(what a search does per candidate, minus storage I/O), so the figure is the
-throughput of the pre-training rejection path on one core.
+Three figures per space, all on one core in one process:
+
+* ``cost_only``: Arch -> graph -> every cost figure (the cost model alone);
+* ``sample_and_cost``: the same plus drawing the candidate from the space
+  with :class:`~mcunas.spaces.RandomTrial` (what ``frontier`` does);
+* ``optuna_ask_tell``: drawing through a real in-memory Optuna study with the
+  random sampler, then costing and telling (what a search pays per
+  rejected candidate, minus storage I/O).
 """
 
 from __future__ import annotations
@@ -26,26 +31,43 @@ def run(args) -> int:
 
     from mcunas.bench import median_rate
     from mcunas.cost import estimate
-    from mcunas.spaces import available_spaces, load_space, sample_arch
+    from mcunas.spaces import RandomTrial, available_spaces, load_space, sample_arch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     results = {}
     for name in args.space or available_spaces():
         space = load_space(name)
+        trial = RandomTrial(seed=0)
+        archs = [sample_arch(space, trial) for _ in range(args.n)]
 
-        def work() -> int:
-            study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        def cost_only() -> int:
+            for arch in archs:
+                estimate(arch)
+            return len(archs)
+
+        def sample_and_cost() -> int:
+            rng = RandomTrial(seed=1)
             for _ in range(args.n):
-                trial = study.ask()
-                costs = estimate(sample_arch(space, trial))
-                study.tell(trial, costs["macs"])
+                estimate(sample_arch(space, rng))
             return args.n
 
-        median, rates = median_rate(work, args.repeats)
-        results[space.name] = {"archs_per_s": round(median), "runs": [round(r) for r in rates]}
+        def optuna_ask_tell() -> int:
+            study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+            for _ in range(args.n):
+                t = study.ask()
+                study.tell(t, estimate(sample_arch(space, t))["macs"])
+            return args.n
+
+        results[space.name] = {
+            label: round(median_rate(fn, args.repeats)[0])
+            for label, fn in (("cost_only", cost_only), ("sample_and_cost", sample_and_cost),
+                              ("optuna_ask_tell", optuna_ask_tell))
+        }
     if args.json:
         print(json.dumps(results, indent=2))
-    else:
-        for name, r in results.items():
-            print(f"{name:<14} {r['archs_per_s']:>7,} archs/s (median of {args.repeats}; runs {r['runs']})")
+        return 0
+    print(f"architectures/s, median of {args.repeats} runs of {args.n} (one core)")
+    print(f"{'space':<14} {'cost_only':>10} {'sample_and_cost':>16} {'optuna_ask_tell':>16}")
+    for name, r in results.items():
+        print(f"{name:<14} {r['cost_only']:>10,} {r['sample_and_cost']:>16,} {r['optuna_ask_tell']:>16,}")
     return 0

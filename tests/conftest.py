@@ -1,0 +1,50 @@
+"""Shared fixtures: the CLI as a user runs it, and the shared real data."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def run_cli(*args, timeout=600, env=None, cwd=None):
+    """Run ``mcunas ARGS`` in a fresh process; returns the CompletedProcess."""
+    return subprocess.run(
+        [sys.executable, "-m", "mcunas", *map(str, args)],
+        capture_output=True, text=True, timeout=timeout, cwd=cwd or REPO,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def cli_json(*args, **kw):
+    proc = run_cli(*args, "--json", **kw)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def assert_one_line_error(proc, fragment):
+    """Bad input: non-zero exit, one line on stderr naming the problem, no traceback."""
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("mcunas: error:"), proc.stderr
+    assert fragment in lines[0], proc.stderr
+
+
+@pytest.fixture
+def shared_data():
+    if not (SHARED / "data").is_dir():
+        pytest.skip(f"real data folder {SHARED / 'data'} is absent (tests read ../shared/data beside the repo)")
+    return SHARED / "data"
+
+
+@pytest.fixture
+def shared_models():
+    if not (SHARED / "models").is_dir():
+        pytest.skip(f"reference models folder {SHARED / 'models'} is absent (../shared/models beside the repo)")
+    return SHARED / "models"

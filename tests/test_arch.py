@@ -1,0 +1,69 @@
+"""The architecture grammar: exact round trips and one-line errors that name the token."""
+
+import pytest
+
+from mcunas.arch import Arch, Block, format_arch, parse_arch
+from mcunas.errors import UserError
+from mcunas.presets import MLPERF_VWW, preset_arch, presets
+from mcunas.spaces import available_spaces, load_space, sample_strings
+
+
+def test_mlperf_preset_round_trips_and_decodes_every_layer():
+    arch = parse_arch(MLPERF_VWW)
+    assert format_arch(arch) == MLPERF_VWW
+    assert (arch.resolution, arch.in_channels, arch.classes, arch.activation) == (96, 3, 2, "relu")
+    layers = [b for block in arch.blocks for b in block.expanded()]
+    assert len(layers) == 14  # stem + 13 depthwise-separable blocks, as in the MLPerf model
+    assert [b.channels for b in layers] == [8, 16, 32, 32, 64, 64, 128, 128, 128, 128, 128, 128, 256, 256]
+    assert [b.stride for b in layers] == [2, 1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1]
+
+
+@pytest.mark.parametrize("name", ["mobilenet-v2-0.35-96", "mnasnet-a1-0.5-128", "mobilenet-v1-1-224"])
+def test_every_preset_round_trips(name):
+    text = presets()[name]
+    assert format_arch(parse_arch(text)) == text
+
+
+@pytest.mark.parametrize("space", available_spaces())
+def test_sampled_strings_round_trip(space):
+    for text in sample_strings(load_space(space), 40, seed=3):
+        assert format_arch(parse_arch(text)) == text
+
+
+def test_options_in_any_order_are_canonicalised():
+    arch = parse_arch("in_c1_r64_relu6-cv_c8_s2_k3-ir_c16_e6_s1_k5_r2_noskip-gap-fc_c3")
+    assert format_arch(arch) == "in_r64_c1_relu6-cv_k3_s2_c8-ir_r2_k5_s1_e6_c16_noskip-gap-fc_c3"
+    assert arch.blocks[1] == Block("ir", kernel=5, stride=1, channels=16, expand=6, repeats=2, skip=False)
+
+
+def test_arch_to_string_to_arch_is_identity():
+    arch = Arch(80, 1, (Block("cv", 3, 2, 16), Block("ir", 3, 2, 24, 4, 3), Block("cv", 1, 1, 64)), 2, "relu6")
+    assert parse_arch(str(arch)) == arch
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("in_r96_c3-cv_k3_x2_c8-gap-fc_c2", "token 2 'cv_k3_x2_c8': unknown option 'x2'"),
+        ("in_r96_c3-zz_k3_s2_c8-gap-fc_c2", "unknown kind 'zz'"),
+        ("in_r96_c3-cv_k3_c8-gap-fc_c2", "missing option(s) s"),
+        ("cv_k3_s2_c8-in_r96_c3-gap-fc_c2", "must be the input"),
+        ("in_r96_c3-cv_k3_s2_c8-fc_c2-gap", "must end with '-gap-fc_c<N>'"),
+        ("in_r96_c3-cv_k3_s2_c0-gap-fc_c2", "zero output channels"),
+        ("in_r96_c3-cv_k4_s2_c8-gap-fc_c2", "kernel must be odd"),
+        ("in_r96_c3-cv_k3_s3_c8-gap-fc_c2", "stride must be 1 or 2"),
+        ("in_r2_c3-cv_k3_s2_c8-cv_k3_s2_c8-gap-fc_c2", "makes it vanish"),
+        ("in_r96_c3-cv_k3_s2_c8-gap-fc_c1", "at least 2 classes"),
+        ("in_r96_c3-cv_k3_s2_c8-cv_k3_s2_c8_c8-gap-fc_c2", "given twice"),
+    ],
+)
+def test_malformed_or_impossible_strings_say_which_token_and_why(text, fragment):
+    with pytest.raises(UserError) as err:
+        parse_arch(text)
+    assert fragment in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_preset_is_a_user_error():
+    with pytest.raises(UserError, match="unknown preset 'mobilenet-v9'"):
+        preset_arch("mobilenet-v9")
