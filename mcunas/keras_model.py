@@ -14,9 +14,10 @@ arena and flash predictions are predictions of some other network.  So:
 * ``GlobalAveragePooling2D`` becomes ``MEAN``, ``Dense`` becomes
   ``FULLY_CONNECTED``, then ``Softmax``.
 
-Kernels use He-normal initialisation (variance-preserving under ReLU), so an
-untrained network keeps activations of order one down to its logits instead
-of shrinking them by about 2× per layer; see :mod:`mcunas.export.tflite` for
+Kernels use He initialisation (variance-preserving under ReLU; for depthwise
+kernels with the true fan-in K×K, which Keras' ``he_normal`` gets wrong by a
+factor C), so an untrained network keeps activations of order one down to
+its logits instead of shrinking them layer by layer; see :mod:`mcunas.export.tflite` for
 why that matters to TFLM.
 
 TensorFlow/Keras is imported inside the function: importing this module is
@@ -40,6 +41,10 @@ def build_keras_model(arch: Arch, bn_momentum: float = BN_MOMENTUM):
     import keras
     from keras import layers
 
+    # He init counts fan-in as K*K*C for a depthwise kernel of shape (K, K, C, 1);
+    # each output only sees K*K inputs, which is the kernel's "fan-out" here.
+    DEPTHWISE_INIT = keras.initializers.VarianceScaling(2.0, "fan_out", "truncated_normal")
+
     def act(x, name):
         if arch.activation == "relu6":
             return layers.ReLU(max_value=6.0, name=name)(x)
@@ -56,7 +61,7 @@ def build_keras_model(arch: Arch, bn_momentum: float = BN_MOMENTUM):
 
     def depthwise(x, kernel, stride, name):
         x = layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False,
-                                   depthwise_initializer="he_normal", name=name)(x)
+                                   depthwise_initializer=DEPTHWISE_INIT, name=name)(x)
         return act(bn(x, f"{name}_bn"), f"{name}_act")
 
     inputs = keras.Input(shape=(arch.resolution, arch.resolution, arch.in_channels), batch_size=1,

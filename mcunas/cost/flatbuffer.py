@@ -1,0 +1,182 @@
+"""A small pure-Python reader for TensorFlow Lite flatbuffers.
+
+Why not the ``tflite`` or ``flatbuffers`` packages: the cost model must run
+where TensorFlow is not installed and must never import it, and the
+generated ``tflite`` schema module is not a dependency of mcunas (the copy
+inside ``tflite_micro`` drags in the TFLM runtime).  The part of the schema
+the cost model needs is small — tensors, operators, buffers, quantisation —
+so this module decodes exactly that from the raw bytes with ``struct``.
+
+Flatbuffer layout, in one paragraph: a table starts with a signed 32-bit
+offset back to its vtable; the vtable holds its own size, the table's size
+and one 16-bit offset per field (0 = field absent, use the default).
+Reference fields (vectors, strings, sub-tables) hold a 32-bit offset
+relative to the field's own position; a vector is a 32-bit length followed
+by its elements.  Field numbers below follow ``tensorflow/lite/schema/schema.fbs``.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from mcunas.errors import UserError
+
+# BuiltinOperator codes (schema.fbs) for the ops mcunas can cost; anything else
+# is reported by number so the user sees which op is unknown.
+BUILTIN_OPS = {
+    0: "ADD", 1: "AVERAGE_POOL_2D", 3: "CONV_2D", 4: "DEPTHWISE_CONV_2D", 9: "FULLY_CONNECTED",
+    17: "MAX_POOL_2D", 22: "RESHAPE", 25: "SOFTMAX", 40: "MEAN",
+}
+TENSOR_TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string", 6: "bool",
+                7: "int16", 9: "int8", 10: "float64"}
+TYPE_BYTES = {"float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8, "bool": 1, "int16": 2,
+              "int8": 1, "float64": 8}
+ACTIVATIONS = {0: None, 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}
+
+
+@dataclass
+class Tensor:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    buffer: int
+    scale: list[float] = field(default_factory=list)
+    zero_point: list[int] = field(default_factory=list)
+    has_data: bool = False  # a constant (weights, biases, shape) stored in the file
+
+    @property
+    def nbytes(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n * TYPE_BYTES.get(self.dtype, 1)
+
+
+@dataclass
+class Operator:
+    op: str
+    inputs: list[int]
+    outputs: list[int]
+    options: dict
+
+
+@dataclass
+class TfliteModel:
+    tensors: list[Tensor]
+    operators: list[Operator]
+    inputs: list[int]
+    outputs: list[int]
+    buffer_sizes: list[int]
+    file_bytes: int
+
+
+class _Reader:
+    def __init__(self, buf: bytes):
+        self.buf = buf
+
+    def u32(self, pos: int) -> int:
+        return struct.unpack_from("<I", self.buf, pos)[0]
+
+    def field_pos(self, table: int, index: int) -> int | None:
+        """Absolute position of field ``index`` of the table at ``table``, or None."""
+        vtable = table - struct.unpack_from("<i", self.buf, table)[0]
+        vt_size = struct.unpack_from("<H", self.buf, vtable)[0]
+        slot = 4 + 2 * index
+        if slot >= vt_size:
+            return None
+        off = struct.unpack_from("<H", self.buf, vtable + slot)[0]
+        return table + off if off else None
+
+    def scalar(self, table: int, index: int, fmt: str, default=0):
+        pos = self.field_pos(table, index)
+        return default if pos is None else struct.unpack_from("<" + fmt, self.buf, pos)[0]
+
+    def ref(self, table: int, index: int) -> int | None:
+        pos = self.field_pos(table, index)
+        return None if pos is None else pos + self.u32(pos)
+
+    def vector(self, table: int, index: int) -> tuple[int, int]:
+        """(position of the first element, length) of a vector field; (0, 0) if absent."""
+        pos = self.ref(table, index)
+        return (0, 0) if pos is None else (pos + 4, self.u32(pos))
+
+    def scalars(self, table: int, index: int, fmt: str) -> list:
+        start, n = self.vector(table, index)
+        return list(struct.unpack_from(f"<{n}{fmt}", self.buf, start)) if n else []
+
+    def tables(self, table: int, index: int) -> list[int]:
+        start, n = self.vector(table, index)
+        return [start + 4 * i + self.u32(start + 4 * i) for i in range(n)]
+
+    def string(self, table: int, index: int) -> str:
+        pos = self.ref(table, index)
+        if pos is None:
+            return ""
+        n = self.u32(pos)
+        return self.buf[pos + 4:pos + 4 + n].decode("utf-8", "replace")
+
+
+def _options(r: _Reader, table: int | None, op: str) -> dict:
+    """The builtin options the cost model uses (strides, kernel, activation, beta)."""
+    if table is None:
+        return {}
+    if op == "CONV_2D":
+        return {"padding": r.scalar(table, 0, "b"), "stride_w": r.scalar(table, 1, "i"),
+                "stride_h": r.scalar(table, 2, "i"), "activation": ACTIVATIONS.get(r.scalar(table, 3, "b"))}
+    if op == "DEPTHWISE_CONV_2D":
+        return {"padding": r.scalar(table, 0, "b"), "stride_w": r.scalar(table, 1, "i"),
+                "stride_h": r.scalar(table, 2, "i"), "depth_multiplier": r.scalar(table, 3, "i"),
+                "activation": ACTIVATIONS.get(r.scalar(table, 4, "b"))}
+    if op in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
+        return {"padding": r.scalar(table, 0, "b"), "stride_w": r.scalar(table, 1, "i"),
+                "stride_h": r.scalar(table, 2, "i"), "filter_w": r.scalar(table, 3, "i"),
+                "filter_h": r.scalar(table, 4, "i"), "activation": ACTIVATIONS.get(r.scalar(table, 5, "b"))}
+    if op == "SOFTMAX":
+        return {"beta": r.scalar(table, 0, "f", 0.0)}
+    return {}
+
+
+def read_tflite(data: bytes) -> TfliteModel:
+    """Decode the first subgraph of a ``.tflite`` file; UserError if it is not one."""
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise UserError("not a TensorFlow Lite flatbuffer (file identifier 'TFL3' missing)")
+    r = _Reader(data)
+    try:
+        model = r.u32(0)
+        codes = []
+        for oc in r.tables(model, 1):
+            code = max(r.scalar(oc, 0, "b"), r.scalar(oc, 3, "i"))
+            codes.append(BUILTIN_OPS.get(code, f"builtin op #{code}" if code != 32 else
+                                         f"custom op '{r.string(oc, 1)}'"))
+        buffers = r.tables(model, 4)
+        buffer_sizes = []
+        for b in buffers:
+            _, n = r.vector(b, 0)
+            buffer_sizes.append(n or r.scalar(b, 2, "Q"))
+        subgraphs = r.tables(model, 2)
+        if not subgraphs:
+            raise UserError("the .tflite file has no subgraph")
+        sg = subgraphs[0]
+        tensors = []
+        for t in r.tables(sg, 0):
+            q = r.ref(t, 4)
+            buf_index = r.scalar(t, 2, "I")
+            tensors.append(Tensor(
+                name=r.string(t, 3),
+                shape=tuple(r.scalars(t, 0, "i")),
+                dtype=TENSOR_TYPES.get(r.scalar(t, 1, "b"), f"type #{r.scalar(t, 1, 'b')}"),
+                buffer=buf_index,
+                scale=r.scalars(q, 2, "f") if q is not None else [],
+                zero_point=r.scalars(q, 3, "q") if q is not None else [],
+                has_data=buf_index < len(buffer_sizes) and buffer_sizes[buf_index] > 0,
+            ))
+        operators = []
+        for o in r.tables(sg, 3):
+            op = codes[r.scalar(o, 0, "I")]
+            operators.append(Operator(op=op, inputs=r.scalars(o, 1, "i"), outputs=r.scalars(o, 2, "i"),
+                                      options=_options(r, r.ref(o, 4), op)))
+        return TfliteModel(tensors=tensors, operators=operators, inputs=r.scalars(sg, 1, "i"),
+                           outputs=r.scalars(sg, 2, "i"), buffer_sizes=buffer_sizes, file_bytes=len(data))
+    except (struct.error, IndexError) as exc:
+        raise UserError(f"corrupt TensorFlow Lite flatbuffer ({exc})") from None

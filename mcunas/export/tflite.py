@@ -1,0 +1,121 @@
+"""Full-integer int8 TensorFlow Lite conversion, and the one input convention.
+
+**Input convention** (the same as the MLPerf Tiny VWW reference model): the
+Keras model takes float pixels in [0, 1], i.e. ``uint8 / 255``
+(:func:`preprocess`; training and evaluation import it from here).  The
+int8 model's input is quantised with scale 1/255 and zero point -128, so on
+a device the int8 input is simply ``pixel - 128``
+(:func:`int8_input`).  The conversion pins that input range: the calibration
+set always reaches 0 and 255 (a real image set almost always does; when it
+does not, one frame spanning 0..255 is added to it), so every model mcunas
+exports takes the same int8 input.
+
+**Representative data**: real uint8 images (N×H×W×C, N of a few hundred is
+plenty) when given.  Otherwise the fallback is seeded uniform-noise images
+(:func:`fallback_images`): the model then loads and runs and its file size
+and arena are exactly those of the trained model (they depend on shapes,
+not values), but its activation ranges are not those of real photos, so
+accuracy measured on such a model means nothing.
+
+**Why an untrained model can abort TFLM**: TFLM's int8 SOFTMAX Prepare
+computes ``beta * input_scale * 2**26`` and CHECK-fails (SIGABRT, exit 134)
+unless it exceeds 1, i.e. unless the softmax input's quantisation scale is
+above 2**-26 ≈ 1.49e-8.  With Keras' default initialisers the activations of
+an untrained MobileNet shrink layer by layer (``he_normal`` counts a
+depthwise kernel's fan-in C times too large), so the logits spanned ~1e-13
+and the converter gave the softmax input a scale of 7.8e-9.  The builder now
+initialises variance-preservingly (see :mod:`mcunas.keras_model`), and
+:func:`convert_int8` refuses — with a UserError naming the scale — any model
+whose softmax input scale TFLM would abort on, instead of writing a file
+that kills its loader.
+
+TensorFlow is imported inside the functions (it costs ~2.5 s).  The
+converter is ``tf.lite.TFLiteConverter``, which is still what TF 2.21 ships
+for *conversion*; only its interpreter moved to ``ai-edge-litert``, and
+mcunas runs models in TFLM, not in either interpreter.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mcunas.errors import UserError
+
+INPUT_SCALE = 1.0 / 255.0
+INPUT_ZERO_POINT = -128
+SOFTMAX_MIN_INPUT_SCALE = 2.0 ** -26  # TFLM: beta * scale * 2**(31 - 5) must exceed 1
+FALLBACK_IMAGES = 32
+
+
+def preprocess(images: np.ndarray) -> np.ndarray:
+    """uint8 pixels (any shape) -> float32 in [0, 1]: what every mcunas Keras model takes."""
+    return np.asarray(images, dtype=np.float32) / 255.0
+
+
+def int8_input(images: np.ndarray) -> np.ndarray:
+    """uint8 pixels -> the int8 model's input (``pixel - 128``; scale 1/255, zero point -128)."""
+    return (np.asarray(images, dtype=np.int16) - 128).astype(np.int8)
+
+
+def fallback_images(shape: tuple[int, int, int], n: int = FALLBACK_IMAGES, seed: int = 0) -> np.ndarray:
+    """Seeded uniform-noise uint8 images of ``shape`` (H, W, C), for calibration without data."""
+    return np.random.default_rng(seed).integers(0, 256, size=(n, *shape), dtype=np.uint8)
+
+
+def _pin_input_range(images: np.ndarray) -> np.ndarray:
+    """Add one 0..255 frame if the images do not reach both ends (see module doc)."""
+    if images.min() == 0 and images.max() == 255:
+        return images
+    frame = np.zeros((1, *images.shape[1:]), dtype=np.uint8)
+    frame.reshape(-1)[::2] = 255
+    return np.concatenate([images, frame])
+
+
+def convert_int8(model, representative_images: np.ndarray | None = None) -> bytes:
+    """A Keras model (batch 1, float input in [0, 1]) -> full-int8 ``.tflite`` bytes.
+
+    ``representative_images``: uint8 N×H×W×C calibration images in the
+    model's input shape; ``None`` uses :func:`fallback_images`.  Input and
+    output are int8; every op is an int8 builtin (conversion fails rather
+    than leaving a float op behind).
+    """
+    import tensorflow as tf
+
+    shape = tuple(model.input_shape[1:])
+    images = fallback_images(shape) if representative_images is None else np.asarray(representative_images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != shape:
+        raise UserError(f"representative images must be uint8 N×{'×'.join(map(str, shape))}, "
+                        f"got {images.dtype} {'×'.join(map(str, images.shape))}")
+    images = _pin_input_range(images)
+
+    def representative():
+        for image in images:
+            yield [preprocess(image[None])]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    data = bytes(converter.convert())
+    check_tflm_loadable(data)
+    return data
+
+
+def check_tflm_loadable(data: bytes) -> None:
+    """Raise UserError if TFLM's int8 SOFTMAX would abort on this model (see module doc)."""
+    from mcunas.cost.flatbuffer import read_tflite
+
+    model = read_tflite(data)
+    for op in model.operators:
+        if op.op != "SOFTMAX":
+            continue
+        scale = model.tensors[op.inputs[0]].scale
+        beta = op.options.get("beta", 1.0) or 1.0
+        if scale and beta * scale[0] <= SOFTMAX_MIN_INPUT_SCALE:
+            raise UserError(
+                f"the classifier's outputs span almost nothing (softmax input scale {scale[0]:.3g} "
+                f"<= 2^-26 = {SOFTMAX_MIN_INPUT_SCALE:.3g}): TFLM's SOFTMAX would abort loading it. "
+                "Train the model, or calibrate with real images (--data)"
+            )
