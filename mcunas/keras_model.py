@@ -32,8 +32,11 @@ BN_MOMENTUM = 0.99  # the VWW paper's batch-norm decay
 BN_EPSILON = 1e-3
 
 
-def build_keras_model(arch: Arch, bn_momentum: float = BN_MOMENTUM):
+def build_keras_model(arch: Arch, bn_momentum: float = BN_MOMENTUM, batch_size: int | None = 1):
     """A ``keras.Model`` of ``arch``: float input in [0, 1] of shape (1, R, R, C).
+
+    ``batch_size=None`` gives the open-batch twin used for training; its
+    weights load into the batch-1 model for export (same layer names).
 
     Layer names follow the op order (``b3_dw``, ``b3_pw`` ...) so a model's
     summary can be read against :func:`mcunas.cost.graph.build_graph`.
@@ -64,7 +67,7 @@ def build_keras_model(arch: Arch, bn_momentum: float = BN_MOMENTUM):
                                    depthwise_initializer=DEPTHWISE_INIT, name=name)(x)
         return act(bn(x, f"{name}_bn"), f"{name}_act")
 
-    inputs = keras.Input(shape=(arch.resolution, arch.resolution, arch.in_channels), batch_size=1,
+    inputs = keras.Input(shape=(arch.resolution, arch.resolution, arch.in_channels), batch_size=batch_size,
                          name="image")
     x = inputs
     index = 0
