@@ -20,6 +20,7 @@ COMMANDS = [
     "sample",
     "presets",
     "boards",
+    "search",
     "bench",
 ]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-BENCHES = ["cost"]
+BENCHES = ["cost", "search"]
 
 
 def register(sub) -> None:

@@ -1,0 +1,182 @@
+"""``mcunas search``: run (or resume) a search campaign.
+
+Every flag can also come from ``--config campaign.yaml`` (keys are the flag
+names with dashes or underscores); a flag given on the command line wins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+DEFAULTS = {
+    "space": "mobilenet_v1", "data": None, "eval_data": None, "study": "demo", "storage": None,
+    "n_trials": 4, "timeout": None, "seed": 0, "sram": None, "flash": None, "macs": None, "board": None,
+    "boards_file": None, "budget_model": "deployable", "objectives": "accuracy,sram", "sampler": "tpe",
+    "pruner": "none", "epochs": 3, "batch": 32, "recipe": "fast", "max_rejections": 2000,
+    "results_dir": "results", "heartbeat": None, "export_winner": True, "demo_images": 800,
+}
+
+
+def register(sub) -> None:
+    from mcunas.cli import BUDGET_HELP
+
+    p = sub.add_parser(
+        "search",
+        help="run or resume a search campaign (Optuna study)",
+        description="Sample architectures from a space, reject every candidate over budget before "
+        "training, train the rest on VWW, record int8 accuracy and costs in an Optuna study, and write "
+        "results/<study>/ (trials.csv, pareto.csv, Pareto PNGs, summary.md, the exported winner). "
+        "Re-running the same command resumes the study. Without --data, a small generated "
+        "person/not-person set is used (said so in the output).",
+        epilog=BUDGET_HELP,
+    )
+    a = p.add_argument
+    a("--config", help="campaign YAML with any of these flags as keys")
+    a("--space", help="space name in search_spaces/ or a YAML path (default mobilenet_v1)")
+    a("--data", help="training data: a built VWW set, a person/non_person folder or a vww01 folder")
+    a("--eval-data", help="separate evaluation data (default: the eval split of --data)")
+    a("--study", help="study name (default demo)")
+    a("--storage", help="Optuna storage URL (default: journal file results/<study>/study.journal)")
+    a("--n-trials", type=int, help="trained candidates this run adds; rejections do not count (default 4)")
+    a("--timeout", help="stop starting new candidates after this long, e.g. 8h, 30m, 90s")
+    a("--seed", type=int, help="sampler and training seed (default 0)")
+    a("--sram", help="SRAM budget, e.g. 250KB (default 250KB, or the board's)")
+    a("--flash", help="flash budget, e.g. 250KB (default 250KB, or the board's)")
+    a("--macs", help="compute budget, e.g. 60M (default 60M)")
+    a("--board", help="take SRAM and flash from a catalog board (see `mcunas boards`)")
+    a("--boards-file", help="YAML file with extra boards")
+    a("--budget-model", choices=["deployable", "paper"],
+      help="check budgets against predicted TFLM arena and .tflite size (deployable, default) or the paper's rule")
+    a("--objectives", help="comma list from accuracy, sram, flash, macs, capacity (default accuracy,sram)")
+    a("--sampler", choices=["tpe", "nsga2", "gp", "random"], help="Optuna sampler (default tpe)")
+    a("--pruner", choices=["none", "hyperband", "median"], help="epoch pruner, single accuracy objective only")
+    a("--epochs", type=int, help="training epochs per candidate (default 3)")
+    a("--batch", type=int, help="batch size (default 32)")
+    a("--recipe", choices=["fast", "paper"], help="fast (Adam, cosine) or paper (RMSProp 0.9/0.9, lr 0.045 x0.98/epoch)")
+    a("--max-rejections", type=int, help="stop after this many consecutive over-budget candidates (default 2000)")
+    a("--results-dir", help="where results/<study>/ goes (default results)")
+    a("--heartbeat", type=int, help="RDB storage heartbeat in seconds (dead workers' trials fail after 2x)")
+    a("--no-export-winner", dest="export_winner", action="store_false", default=None,
+      help="do not export the best trial at the end")
+    a("--json", action="store_true", help="print the run's figures as JSON")
+    p.set_defaults(handler=run)
+
+
+def parse_duration(text: str | None) -> float | None:
+    from mcunas.errors import UserError
+
+    if text is None:
+        return None
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms])", str(text).lower())
+    if not parts or "".join(n + u for n, u in parts) != re.sub(r"\s", "", str(text).lower()):
+        raise UserError(f"cannot read --timeout '{text}': write e.g. 8h, 30m, 90s or 1h30m")
+    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+
+
+def merged_settings(args) -> dict:
+    """Flags over config file over defaults."""
+    import yaml
+
+    from mcunas.errors import UserError
+
+    config = {}
+    if args.config:
+        try:
+            config = yaml.safe_load(Path(args.config).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise UserError(f"cannot read --config {args.config}: {exc}") from None
+        config = {k.replace("-", "_"): v for k, v in config.items()}
+        unknown = set(config) - set(DEFAULTS)
+        if unknown:
+            raise UserError(f"unknown key(s) in {args.config}: {', '.join(sorted(unknown))}")
+    return {k: getattr(args, k, None) if getattr(args, k, None) is not None else config.get(k, d)
+            for k, d in DEFAULTS.items()}
+
+
+def run(args) -> int:
+    from mcunas.cost.boards import get_board
+    from mcunas.errors import UserError
+    from mcunas.search.budget import make_budget
+    from mcunas.search.campaign import Campaign, run_campaign
+    from mcunas.search.objectives import parse_objectives
+    from mcunas.search.storage import default_storage_url
+    from mcunas.spaces import load_space
+
+    s = merged_settings(args)
+    for key in ("n_trials", "epochs", "batch"):
+        if int(s[key]) < 1:
+            raise UserError(f"--{key.replace('_', '-')} must be at least 1, got {s[key]}")
+    board = get_board(s["board"], s["boards_file"]) if s["board"] else None
+    budget = make_budget(s["sram"], s["flash"], s["macs"], board, s["budget_model"])
+    space = load_space(s["space"])
+    results_dir = Path(s["results_dir"])
+    objectives = parse_objectives(s["objectives"])
+    data = s["data"]
+    if "accuracy" not in objectives:
+        data = None  # cost-only objectives never train
+    elif data is None:
+        data = _demo_data(results_dir / s["study"] / "demo_data", int(s["demo_images"]), int(s["seed"]))
+    for flag, path in (("--data", data), ("--eval-data", s["eval_data"])):
+        if path and not Path(path).exists():
+            raise UserError(f"{flag} {path} does not exist: give a built VWW set, a person/non_person "
+                            "folder or a vww01 folder")
+    campaign = Campaign(
+        space=space, study_name=s["study"],
+        storage_url=s["storage"] or default_storage_url(s["study"]).replace("results/", f"{results_dir}/", 1),
+        budget=budget, objectives=objectives, sampler=s["sampler"], pruner=s["pruner"],
+        data=data and str(data), eval_data=s["eval_data"], n_trials=int(s["n_trials"]),
+        timeout_s=parse_duration(s["timeout"]), seed=int(s["seed"]), epochs=int(s["epochs"]),
+        batch=int(s["batch"]), recipe=s["recipe"], max_consecutive_rejections=int(s["max_rejections"]),
+        results_dir=results_dir, heartbeat_s=s["heartbeat"],
+    )
+    if campaign.needs_training:
+        _check_data(campaign)
+    figures = run_campaign(campaign)
+    if s["export_winner"] and campaign.needs_training:
+        figures["winner"] = _export_winner(campaign)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        for key, value in figures.items():
+            print(f"{key}: {value}")
+    return 0
+
+
+def _demo_data(folder: Path, n: int, seed: int) -> str:
+    """Generate (once) the small synthetic person/not-person set used without --data."""
+    from mcunas.data.synth import write_synthetic_dataset
+
+    if not (folder / "person").is_dir():
+        print(f"mcunas: no --data given: generating {n} synthetic person/not-person images in {folder} "
+              "(procedural drawings, not photos; see README)", flush=True)
+        write_synthetic_dataset(folder, n=n, seed=seed)
+    else:
+        print(f"mcunas: no --data given: using the generated demo set in {folder}", flush=True)
+    return str(folder)
+
+
+def _check_data(c) -> None:
+    """Fail fast (one line) on unreadable data, before any study is created."""
+    from mcunas.data import load_split
+
+    for path in (c.data, c.eval_data):
+        if path:
+            load_split(path, "all", 32, 1)
+
+
+def _export_winner(c) -> str | None:
+    """Export the best trained trial to results/<study>/winner/ (Keras, int8, C array, report)."""
+    import pandas as pd
+
+    from mcunas.export import export_trained
+
+    trials = pd.read_csv(c.out_dir / "pareto.csv") if (c.out_dir / "pareto.csv").exists() else None
+    if trials is None or trials.empty:
+        return None
+    best = trials.sort_values(["int8_accuracy", c.budget.sram_key], ascending=[False, True]).iloc[0]
+    out = c.out_dir / "winner"
+    export_trained(best["arch"], best["keras_path"], out, data=c.data)
+    return str(out)

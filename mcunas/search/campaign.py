@@ -1,0 +1,293 @@
+"""The search loop: sample, cost, reject before training, train the rest.
+
+Every sampled candidate is costed with the pure-Python model first.  One
+over any budget is told to Optuna at once as a COMPLETE trial whose
+constraints are positive (``trial.set_constraint``), with its costs in user
+attributes — so the sampler learns where the wall is — and is never trained.
+Only candidates that fit reach a worker process (:mod:`mcunas.train.worker`).
+``n_trials`` counts trained candidates; rejections are free.
+
+The study is resumable by construction: all state lives in the Optuna
+storage, artefacts are written atomically, and re-running the same command
+continues where the last run stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from mcunas.cost import estimate
+from mcunas.errors import UserError
+from mcunas.search.budget import Budget
+from mcunas.search.objectives import DIRECTIONS, objective_values
+from mcunas.search.progress import Progress
+from mcunas.spaces import RandomTrial, Space, sample_arch
+
+
+@dataclass
+class Campaign:
+    """Everything one ``mcunas search`` run needs, already validated."""
+
+    space: Space
+    study_name: str
+    storage_url: str
+    budget: Budget
+    objectives: list[str]
+    sampler: str = "tpe"
+    pruner: str = "none"
+    data: str | None = None
+    eval_data: str | None = None
+    n_trials: int = 10
+    timeout_s: float | None = None
+    seed: int = 0
+    epochs: int = 3
+    batch: int = 32
+    recipe: str = "fast"
+    max_consecutive_rejections: int = 2000
+    results_dir: Path = field(default_factory=lambda: Path("results"))
+    heartbeat_s: int | None = None
+
+    @property
+    def needs_training(self) -> bool:
+        return "accuracy" in self.objectives
+
+    @property
+    def out_dir(self) -> Path:
+        return self.results_dir / self.study_name
+
+
+def fraction_that_fits(space: Space, budget: Budget, n: int = 1000, seed: int = 0) -> tuple[float, dict]:
+    """Share of ``n`` random members of ``space`` within ``budget``, and the smallest costs seen."""
+    trial = RandomTrial(seed)
+    fits, smallest = 0, {}
+    for _ in range(n):
+        costs = estimate(sample_arch(space, trial))
+        fits += not budget.violations(costs)
+        for key in (budget.sram_key, budget.flash_key, "macs"):
+            smallest[key] = min(smallest.get(key, costs[key]), costs[key])
+    return fits / n, smallest
+
+
+def _study_identity(c: Campaign) -> dict:
+    return {"space": c.space.name, "objectives": c.objectives, "budget": c.budget.as_dict()}
+
+
+def open_study(c: Campaign):
+    """Create or resume the study; refuse to mix different spaces or objectives in one."""
+    import optuna
+
+    from mcunas.search.objectives import make_pruner, make_sampler
+    from mcunas.search.storage import open_storage
+
+    storage = open_storage(c.storage_url, c.heartbeat_s)
+    existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    identity = _study_identity(c)
+    if c.study_name in existing:
+        stored = {k: existing[c.study_name].user_attrs.get(k) for k in identity}
+        for key in ("space", "objectives"):
+            if stored[key] != identity[key]:
+                raise UserError(
+                    f"study '{c.study_name}' exists with {key} {stored[key]!r}, not {identity[key]!r}: "
+                    f"rerun with the same --{'space' if key == 'space' else 'objectives'} or pick a new --study name"
+                )
+        n_before = existing[c.study_name].n_trials
+    else:
+        n_before = 0
+    # A resumed run continues the random stream instead of replaying the first run's proposals.
+    sampler = make_sampler(c.sampler, None if c.seed is None else c.seed + n_before, len(c.objectives))
+    study = optuna.create_study(
+        study_name=c.study_name, storage=storage, load_if_exists=True, sampler=sampler,
+        pruner=make_pruner(c.pruner, c.objectives, c.epochs),
+        directions=[DIRECTIONS[o] for o in c.objectives],
+    )
+    if c.study_name not in existing:
+        for key, value in identity.items():
+            study.set_user_attr(key, value)
+        study.set_metric_names(c.objectives)
+        enqueue_feasible_presets(study, c)
+    return study
+
+
+def enqueue_feasible_presets(study, c: Campaign, limit: int = 2) -> list[str]:
+    """Seed a new study with the space's reference nets that fit, largest first."""
+    from mcunas.spaces import ReferenceTrial
+
+    class Recorder(ReferenceTrial):
+        def __init__(self, overrides):
+            super().__init__(overrides)
+            self.params = {}
+
+        def suggest_categorical(self, name, choices):
+            self.params[name] = value = super().suggest_categorical(name, choices)
+            return value
+
+    spec = c.space.spec
+    found = []
+    for width in spec["width"] if isinstance(spec["width"], list) else [spec["width"]]:
+        for resolution in (96, 128, 160):
+            if resolution not in spec["input"]["resolution"]:
+                continue
+            rec = Recorder({"width": width, "resolution": resolution})
+            costs = estimate(sample_arch(c.space, rec))
+            if not c.budget.violations(costs):
+                found.append((costs["macs"], rec.params))
+    chosen = sorted(found, key=lambda f: -f[0])[:limit]
+    for _, params in chosen:
+        study.enqueue_trial(params, user_attrs={"seeded_from": "preset"})
+    return [str(p) for _, p in chosen]
+
+
+def ask_and_cost(study, space: Space, budget: Budget, objectives: list[str]):
+    """Ask for one candidate, cost it, record costs and constraints on the trial.
+
+    An over-budget candidate is told at once (COMPLETE, infeasible): returns
+    ``(trial, arch, costs, reasons)`` with ``reasons`` empty when it fits and
+    the trial still open for training.
+    """
+    trial = study.ask()
+    candidate = sample_arch(space, trial)
+    arch, costs = str(candidate), estimate(candidate)
+    trial.set_user_attr("arch", arch)
+    trial.set_user_attr("costs", costs)
+    for name, value in budget.constraints(costs).items():
+        trial.set_constraint(name, value)
+    reasons = budget.violations(costs)
+    if reasons:
+        trial.set_user_attr("rejected", "; ".join(reasons))
+        study.tell(trial, objective_values(objectives, costs, budget, None))
+    return trial, arch, costs, reasons
+
+
+def _trained_results(study) -> dict[str, dict]:
+    """Arch string -> recorded training result, to avoid training one network twice."""
+    import optuna
+
+    out = {}
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        if "int8_accuracy" in t.user_attrs:
+            out[t.user_attrs["arch"]] = {k: t.user_attrs[k] for k in t.user_attrs if k not in ("arch", "costs")}
+    return out
+
+
+def run_worker(c: Campaign, trial, arch: str, progress: Progress) -> dict:
+    """Train one candidate in a worker process, relaying epochs to Optuna (and pruning)."""
+    import optuna
+
+    job_dir = c.out_dir / "trials" / f"{trial.number:05d}"
+    job_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("progress.txt", "result.json"):
+        (job_dir / stale).unlink(missing_ok=True)
+    job = {"arch": arch, "data": c.data, "eval_data": c.eval_data, "epochs": c.epochs, "batch": c.batch,
+           "recipe": c.recipe, "seed": c.seed + trial.number, "out_dir": str(job_dir)}
+    (job_dir / "job.json").write_text(json.dumps(job, indent=2))
+    with (job_dir / "worker.log").open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "mcunas.train.worker", str(job_dir / "job.json")],
+                                stdout=log, stderr=subprocess.STDOUT)
+        reported = 0
+        try:
+            while proc.poll() is None:
+                time.sleep(0.5)
+                reported = _relay_epochs(job_dir, trial, reported, progress)
+                if reported and c.pruner != "none" and trial.should_prune():
+                    proc.kill()
+                    proc.wait()
+                    raise optuna.TrialPruned(f"pruned after epoch {reported}")
+        except BaseException:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            raise
+    _relay_epochs(job_dir, trial, reported, progress)
+    result_file = job_dir / "result.json"
+    if not result_file.exists():
+        return {"error": f"worker exited with status {proc.returncode} and no result (see {job_dir / 'worker.log'})"}
+    return json.loads(result_file.read_text())
+
+
+def _relay_epochs(job_dir: Path, trial, reported: int, progress: Progress) -> int:
+    path = job_dir / "progress.txt"
+    if not path.exists():
+        return reported
+    lines = [ln.split() for ln in path.read_text().splitlines() if ln.startswith("epoch ")]
+    for _, epoch, acc in lines[reported:]:
+        trial.report(float(acc), int(epoch))
+        progress.epoch(trial.number, int(epoch), float(acc))
+    return len(lines)
+
+
+def run_campaign(c: Campaign) -> dict:
+    """Run until ``n_trials`` candidates are trained (or the timeout); returns run figures."""
+    import optuna
+
+    from mcunas.search.results import write_results
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    c.out_dir.mkdir(parents=True, exist_ok=True)
+    share, smallest = fraction_that_fits(c.space, c.budget)
+    if share == 0:
+        seen = ", ".join(f"{k} {v:,}" for k, v in smallest.items())
+        raise UserError(
+            f"no member of space '{c.space.name}' fits {c.budget.describe()} in 1,000 samples "
+            f"(smallest seen: {seen}): loosen the budget or use a smaller space"
+        )
+    study = open_study(c)
+    (c.out_dir / "campaign.json").write_text(json.dumps(
+        {**asdict(c), "space": str(c.space.path), "results_dir": str(c.results_dir)}, indent=2, default=str))
+    progress = Progress(c.n_trials, c.timeout_s, share)
+    trained_before = _trained_results(study)
+    trained = rejected = failed = consecutive = 0
+    start = time.monotonic()
+    while trained < c.n_trials:
+        if c.timeout_s is not None and time.monotonic() - start > c.timeout_s:
+            progress.note("timeout reached")
+            break
+        trial, arch, costs, reasons = ask_and_cost(study, c.space, c.budget, c.objectives)
+        if reasons:
+            rejected += 1
+            consecutive += 1
+            progress.rejected(trial.number, reasons)
+            if consecutive >= c.max_consecutive_rejections:
+                write_results(study, c)
+                raise UserError(
+                    f"{consecutive} candidates in a row exceed {c.budget.describe()}; only "
+                    f"{share:.2%} of the space fits: loosen the budget or narrow the space"
+                )
+            continue
+        consecutive = 0
+        if not c.needs_training:
+            study.tell(trial, objective_values(c.objectives, costs, c.budget, None))
+            trained += 1
+            progress.trained(trial.number, arch, None)
+            continue
+        if arch in trained_before:
+            result = {**trained_before[arch], "duplicate": True}
+        else:
+            try:
+                result = run_worker(c, trial, arch, progress)
+            except optuna.TrialPruned as exc:
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                trained += 1
+                progress.note(f"trial {trial.number} {exc}")
+                continue
+        if "error" in result:
+            trial.set_user_attr("fail_reason", result["error"])
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            failed += 1
+            progress.failed(trial.number, result["error"])
+            continue
+        for key, value in result.items():
+            trial.set_user_attr(key, value)
+        study.tell(trial, objective_values(c.objectives, costs, c.budget, result["int8_accuracy"]))
+        trained_before[arch] = result
+        trained += 1
+        progress.trained(trial.number, arch, result)
+        write_results(study, c)
+    paths = write_results(study, c)
+    elapsed = time.monotonic() - start
+    return {"trained": trained, "rejected": rejected, "failed": failed, "elapsed_s": round(elapsed, 1),
+            "rejected_per_s": round(rejected / elapsed, 1) if elapsed else None, **paths}

@@ -1,0 +1,151 @@
+"""A study's results as files: ``trials.csv``, ``pareto.csv``, PNGs, ``summary.md``.
+
+Everything is derived from the Optuna storage, so the files can be rebuilt at
+any time (``mcunas search`` rewrites them after every trained candidate) and
+a crash never leaves them out of step with the study for long.  Files are
+written to a temporary name and renamed, so a reader never sees half a CSV.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+COST_COLUMNS = ["macs", "params", "weight_bytes", "tflite_bytes", "sram_paper_bytes", "sram_tflm_bytes"]
+RESULT_COLUMNS = ["float_accuracy", "int8_accuracy", "train_s", "tflm_arena_bytes_measured",
+                  "tflite_bytes_measured", "keras_path", "tflite_path"]
+
+
+def trials_frame(study) -> pd.DataFrame:
+    """One row per trial: status, architecture, every cost, accuracies and artefacts."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        attrs = t.user_attrs
+        status = {"COMPLETE": "trained", "FAIL": "failed", "PRUNED": "pruned", "RUNNING": "running",
+                  "WAITING": "waiting"}[t.state.name]
+        if status == "trained" and "rejected" in attrs:
+            status = "rejected"
+        row = {"study": study.study_name, "number": t.number, "status": status, "arch": attrs.get("arch")}
+        row.update({k: attrs.get("costs", {}).get(k) for k in COST_COLUMNS})
+        row.update({k: attrs.get(k) for k in RESULT_COLUMNS})
+        row["feasible"] = bool(t.constraints) and all(v <= 0 for v in t.constraints.values())
+        row["reason"] = attrs.get("rejected") or attrs.get("fail_reason")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["study", "number", "status", "arch", *COST_COLUMNS, *RESULT_COLUMNS,
+                                       "feasible", "reason"])
+
+
+def pareto_mask(df: pd.DataFrame, maximize: list[str], minimize: list[str]) -> np.ndarray:
+    """True for rows no other row beats on every column (ties do not dominate)."""
+    values = np.column_stack([df[c].to_numpy(float) for c in maximize] +
+                             [-df[c].to_numpy(float) for c in minimize]) if len(df) else np.empty((0, 0))
+    mask = np.ones(len(df), dtype=bool)
+    for i in range(len(df)):
+        better_eq = np.all(values >= values[i], axis=1)
+        strictly = np.any(values > values[i], axis=1)
+        mask[i] = not np.any(better_eq & strictly)
+    return mask
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _plot(trained: pd.DataFrame, rejected: pd.DataFrame, x: str, label: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scale = 1e6 if x == "macs" else 1000
+    fig, ax = plt.subplots(figsize=(6, 4.2), dpi=110)
+    if len(rejected):
+        ax.scatter(rejected[x] / scale, np.full(len(rejected), 0.5), marker="x", color="0.75", s=12,
+                   label=f"rejected before training ({len(rejected)}, drawn at 0.5)")
+    if len(trained):
+        ax.scatter(trained[x] / scale, trained["int8_accuracy"], color="tab:blue", s=22,
+                   label=f"trained ({len(trained)})")
+        front = trained[pareto_mask(trained, ["int8_accuracy"], [x])].sort_values(x)
+        ax.step(front[x] / scale, front["int8_accuracy"], where="post", color="tab:red", lw=1.5)
+        ax.scatter(front[x] / scale, front["int8_accuracy"], color="tab:red", s=34, label="Pareto front")
+    ax.set_xlabel(label)
+    ax.set_ylabel("int8 accuracy (eval split)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def write_results(study, campaign) -> dict:
+    """(Re)write every result file of ``study`` under ``results/<study>/``."""
+    out = campaign.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    df = trials_frame(study)
+    _write_csv(df, out / "trials.csv")
+    budget = campaign.budget
+    trained = df[(df.status == "trained") & df.feasible & df.int8_accuracy.notna()]
+    rejected = df[df.status == "rejected"]
+    paths = {"trials_csv": str(out / "trials.csv")}
+    if campaign.needs_training:
+        front = trained[pareto_mask(trained, ["int8_accuracy"], [budget.sram_key])].sort_values(budget.sram_key)
+        _write_csv(front, out / "pareto.csv")
+        paths["pareto_csv"] = str(out / "pareto.csv")
+        for x, label, name in ((budget.sram_key, f"peak SRAM, KB ({budget.sram_key})", "pareto_sram.png"),
+                               (budget.flash_key, f"flash, KB ({budget.flash_key})", "pareto_flash.png"),
+                               ("macs", "MACs (millions)", "pareto_macs.png")):
+            _plot(trained, rejected, x, label, out / name)
+            paths.setdefault("pngs", []).append(str(out / name))
+    else:
+        feasible = df[(df.status == "trained") & df.feasible]
+        from mcunas.search.objectives import DIRECTIONS
+
+        keys = {"sram": budget.sram_key, "flash": budget.flash_key, "macs": "macs", "capacity": "macs"}
+        cols = [(keys[o], DIRECTIONS[o]) for o in campaign.objectives]
+        front = feasible[pareto_mask(feasible, [c for c, d in cols if d == "maximize"],
+                                     [c for c, d in cols if d == "minimize"])]
+        _write_csv(front, out / "pareto.csv")
+        paths["pareto_csv"] = str(out / "pareto.csv")
+    _write_summary(df, front, campaign, out / "summary.md")
+    paths["summary_md"] = str(out / "summary.md")
+    return paths
+
+
+def _write_summary(df: pd.DataFrame, front: pd.DataFrame, campaign, path: Path) -> None:
+    counts = df.status.value_counts().to_dict()
+    lines = [
+        f"# Study `{campaign.study_name}`",
+        "",
+        f"- space: `{campaign.space.name}`; objectives: {', '.join(campaign.objectives)}; sampler: {campaign.sampler}",
+        f"- budget: {campaign.budget.describe()}",
+        f"- data: {campaign.data or 'generated demo data'}; eval: {campaign.eval_data or 'eval split of the data'}",
+        f"- training: {campaign.epochs} epochs, batch {campaign.batch}, recipe {campaign.recipe}",
+        "- trials: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("trained", "rejected", "failed", "pruned", "running")),
+        "",
+        "## Pareto front",
+        "",
+    ]
+    show = [c for c in ["number", "int8_accuracy", "float_accuracy", campaign.budget.sram_key,
+                        campaign.budget.flash_key, "macs", "arch"] if c in front.columns]
+    if len(front):
+        lines.append("| " + " | ".join(show) + " |")
+        lines.append("|" + "---|" * len(show))
+        for _, r in front[show].iterrows():
+            lines.append("| " + " | ".join(f"{v:.4f}" if isinstance(v, float) and v < 1.5 else
+                                           (f"{int(v):,}" if isinstance(v, (int, float)) and v == v else
+                                            f"`{v}`" if isinstance(v, str) else str(v)) for v in r) + " |")
+    else:
+        lines.append("No trained candidate yet.")
+    if campaign.needs_training:
+        lines += ["", "![accuracy vs SRAM](pareto_sram.png) ![accuracy vs flash](pareto_flash.png) "
+                  "![accuracy vs MACs](pareto_macs.png)"]
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,61 @@
+"""Where a study lives: Optuna's own storages behind one ``--storage`` string.
+
+* default: a journal file, ``results/<study>/study.journal`` — embedded, no
+  server, safe for several processes on one machine, and about 8× faster than
+  SQLite for the many tiny writes rejected candidates make;
+* ``sqlite:///path.db``: an embedded database (locks under parallel workers);
+* ``postgresql://user:pass@host/db`` (or any SQLAlchemy URL): a real server,
+  for several machines on one study;
+* ``journal:PATH`` or a path ending in ``.journal``: a journal file elsewhere.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from mcunas.errors import UserError
+
+RESULTS_DIR = Path("results")
+
+
+def default_storage_url(study: str) -> str:
+    return f"journal:{RESULTS_DIR / study / 'study.journal'}"
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced, for messages."""
+    return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", url)
+
+
+def open_storage(url: str, heartbeat_s: int | None = None):
+    """An Optuna storage for ``url``; unreachable databases become one clear line."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    if url.startswith("journal:") or url.endswith(".journal"):
+        path = Path(url.removeprefix("journal:"))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+        except OSError as exc:
+            raise UserError(f"cannot open journal storage {path}: {exc.strerror}") from None
+    if "://" not in url:
+        raise UserError(
+            f"unrecognised storage '{url}': use sqlite:///FILE.db, postgresql://USER:PASS@HOST/DB, "
+            "journal:FILE or a path ending in .journal"
+        )
+    kwargs = {}
+    if heartbeat_s:
+        kwargs = {"heartbeat_interval": heartbeat_s, "grace_period": 2 * heartbeat_s}
+    if url.startswith("postgresql"):
+        kwargs["engine_kwargs"] = {"connect_args": {"connect_timeout": 10}}
+    try:
+        return optuna.storages.RDBStorage(url, **kwargs)
+    except ModuleNotFoundError as exc:
+        raise UserError(
+            f"storage {redact(url)} needs the '{exc.name}' driver: pip install 'mcunas[postgres]'"
+        ) from None
+    except Exception as exc:  # SQLAlchemy raises many types for one cause: we cannot reach it
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot reach storage {redact(url)}: {reason}") from None

@@ -1,0 +1,93 @@
+"""Training one candidate: Keras fit, int8 export, int8 accuracy, TFLM arena.
+
+:func:`train_candidate` is what the search runs for every candidate that fits
+its budget.  It runs in a worker process (:mod:`mcunas.train.worker`), never
+in the search's own process: TensorFlow's memory is returned to the system
+after every candidate, a crash or abort inside TF or TFLM fails one trial
+instead of the campaign, and a killed worker leaves no half-written files
+(artefacts are written to a temporary name and renamed).
+
+The accuracy a trial records is the **int8** accuracy of the exported
+``.tflite`` on the eval split — what the device will see; the float accuracy
+of the Keras model is recorded beside it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from mcunas.train.recipes import RECIPES, compile_for_recipe  # noqa: F401  (public surface)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` so readers see either nothing or the whole file."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def train_candidate(job: dict, on_epoch=None) -> dict:
+    """Train, export and evaluate one architecture; returns the figures to record.
+
+    ``job`` keys: ``arch``, ``data``, ``eval_data`` (or None: the eval split of
+    ``data``), ``epochs``, ``batch``, ``recipe``, ``seed``, ``out_dir``.
+    ``on_epoch(epoch, float_val_accuracy)`` is called after every epoch.
+    """
+    import keras
+    import numpy as np
+
+    from mcunas.arch import parse_arch
+    from mcunas.data import load_split, make_eval_dataset, make_train_dataset
+    from mcunas.data import evaluate_tflite
+    from mcunas.export.tflite import convert_int8
+    from mcunas.keras_model import build_keras_model
+    from mcunas.tflm import measure_arena
+
+    arch = parse_arch(job["arch"])
+    out_dir = Path(job["out_dir"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    size, channels = arch.resolution, arch.in_channels
+    x_train, y_train = load_split(job["data"], "train", size, channels)
+    eval_source = job.get("eval_data") or job["data"]
+    x_eval, y_eval = load_split(eval_source, "eval" if not job.get("eval_data") else "all", size, channels)
+
+    keras.utils.set_random_seed(int(job["seed"]))
+    model = build_keras_model(arch, batch_size=None)
+    steps_per_epoch = max(1, len(x_train) // job["batch"])
+    compile_for_recipe(model, job["recipe"], steps_per_epoch, job["epochs"])
+    train_ds = make_train_dataset(x_train, y_train, job["batch"], seed=int(job["seed"]))
+    eval_ds = make_eval_dataset(x_eval, y_eval, job["batch"])
+
+    class _Report(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if on_epoch:
+                on_epoch(epoch + 1, float(logs.get("val_accuracy", 0.0)))
+
+    start = time.perf_counter()
+    model.fit(train_ds, epochs=job["epochs"], validation_data=eval_ds, verbose=0, callbacks=[_Report()])
+    train_s = time.perf_counter() - start
+    float_accuracy = float(model.evaluate(eval_ds, verbose=0, return_dict=True)["accuracy"])
+
+    deploy = build_keras_model(arch)
+    deploy.set_weights(model.get_weights())
+    deploy.save(out_dir / ".model.keras.tmp.keras")
+    os.replace(out_dir / ".model.keras.tmp.keras", out_dir / "model.keras")
+    rng = np.random.default_rng(int(job["seed"]))
+    calibration = x_train[np.sort(rng.choice(len(x_train), size=min(200, len(x_train)), replace=False))]
+    tflite = convert_int8(deploy, np.asarray(calibration))
+    tflite_path = out_dir / "model_int8.tflite"
+    write_atomic(tflite_path, tflite)
+    int8 = evaluate_tflite(tflite, x_eval, y_eval)
+    measured = measure_arena(tflite_path)
+    return {
+        "float_accuracy": float_accuracy,
+        "int8_accuracy": float(int8["accuracy"]),
+        "eval_images": int(int8["total"]),
+        "train_s": round(train_s, 2),
+        "tflm_arena_bytes_measured": measured["tflm_arena_bytes"],
+        "tflite_bytes_measured": len(tflite),
+        "keras_path": str(out_dir / "model.keras"),
+        "tflite_path": str(tflite_path),
+    }
