@@ -142,14 +142,11 @@ def enqueue_feasible_presets(study, c: Campaign, limit: int = 2) -> list[str]:
     return [str(p) for _, p in chosen]
 
 
-def ask_and_cost(study, space: Space, budget: Budget, objectives: list[str]):
-    """Ask for one candidate, cost it, record costs and constraints on the trial.
+def cost_candidate(trial, space: Space, budget: Budget) -> tuple[str, dict, list[str]]:
+    """Sample one candidate on ``trial``, cost it, record costs and constraints.
 
-    An over-budget candidate is told at once (COMPLETE, infeasible): returns
-    ``(trial, arch, costs, reasons)`` with ``reasons`` empty when it fits and
-    the trial still open for training.
+    Returns ``(arch, costs, reasons)``; ``reasons`` is empty when it fits.
     """
-    trial = study.ask()
     candidate = sample_arch(space, trial)
     arch, costs = str(candidate), estimate(candidate)
     trial.set_user_attr("arch", arch)
@@ -159,6 +156,14 @@ def ask_and_cost(study, space: Space, budget: Budget, objectives: list[str]):
     reasons = budget.violations(costs)
     if reasons:
         trial.set_user_attr("rejected", "; ".join(reasons))
+    return arch, costs, reasons
+
+
+def ask_and_cost(study, space: Space, budget: Budget, objectives: list[str]):
+    """Ask/tell form of :func:`cost_candidate`: a rejected candidate is told at once."""
+    trial = study.ask()
+    arch, costs, reasons = cost_candidate(trial, space, budget)
+    if reasons:
         study.tell(trial, objective_values(objectives, costs, budget, None))
     return trial, arch, costs, reasons
 
@@ -220,13 +225,31 @@ def _relay_epochs(job_dir: Path, trial, reported: int, progress: Progress) -> in
     return len(lines)
 
 
+class CandidateFailed(Exception):
+    """Training, export or TFLM failed for one candidate: the trial fails, the campaign goes on."""
+
+
+@dataclass
+class _Tally:
+    trained: int = 0
+    rejected: int = 0
+    failed: int = 0
+    consecutive_rejections: int = 0
+    gave_up: bool = False
+
+
 def run_campaign(c: Campaign) -> dict:
-    """Run until ``n_trials`` candidates are trained (or the timeout); returns run figures."""
+    """Run until ``n_trials`` candidates are trained (or the timeout); returns run figures.
+
+    Uses ``study.optimize`` so Optuna's own machinery applies: heartbeats and
+    stale-trial failing on RDB storages, ``catch`` for failed candidates, and
+    ``study.stop()`` when enough candidates were trained.
+    """
     import optuna
 
     from mcunas.search.results import write_results
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     c.out_dir.mkdir(parents=True, exist_ok=True)
     share, smallest = fraction_that_fits(c.space, c.budget)
     if share == 0:
@@ -240,54 +263,57 @@ def run_campaign(c: Campaign) -> dict:
         {**asdict(c), "space": str(c.space.path), "results_dir": str(c.results_dir)}, indent=2, default=str))
     progress = Progress(c.n_trials, c.timeout_s, share)
     trained_before = _trained_results(study)
-    trained = rejected = failed = consecutive = 0
-    start = time.monotonic()
-    while trained < c.n_trials:
-        if c.timeout_s is not None and time.monotonic() - start > c.timeout_s:
-            progress.note("timeout reached")
-            break
-        trial, arch, costs, reasons = ask_and_cost(study, c.space, c.budget, c.objectives)
+    tally = _Tally()
+
+    def objective(trial):
+        arch, costs, reasons = cost_candidate(trial, c.space, c.budget)
         if reasons:
-            rejected += 1
-            consecutive += 1
+            tally.rejected += 1
+            tally.consecutive_rejections += 1
             progress.rejected(trial.number, reasons)
-            if consecutive >= c.max_consecutive_rejections:
-                write_results(study, c)
-                raise UserError(
-                    f"{consecutive} candidates in a row exceed {c.budget.describe()}; only "
-                    f"{share:.2%} of the space fits: loosen the budget or narrow the space"
-                )
-            continue
-        consecutive = 0
+            if tally.consecutive_rejections >= c.max_consecutive_rejections:
+                tally.gave_up = True
+                study.stop()
+            return objective_values(c.objectives, costs, c.budget, None)
+        tally.consecutive_rejections = 0
         if not c.needs_training:
-            study.tell(trial, objective_values(c.objectives, costs, c.budget, None))
-            trained += 1
+            tally.trained += 1
             progress.trained(trial.number, arch, None)
-            continue
-        if arch in trained_before:
-            result = {**trained_before[arch], "duplicate": True}
-        else:
-            try:
-                result = run_worker(c, trial, arch, progress)
-            except optuna.TrialPruned as exc:
-                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-                trained += 1
-                progress.note(f"trial {trial.number} {exc}")
-                continue
+            return objective_values(c.objectives, costs, c.budget, None)
+        tally.trained += 1  # a pruned candidate used training time too
+        result = ({**trained_before[arch], "duplicate_of_earlier_trial": True} if arch in trained_before
+                  else run_worker(c, trial, arch, progress))
         if "error" in result:
             trial.set_user_attr("fail_reason", result["error"])
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            failed += 1
+            tally.trained -= 1
+            tally.failed += 1
             progress.failed(trial.number, result["error"])
-            continue
+            raise CandidateFailed(result["error"])
         for key, value in result.items():
             trial.set_user_attr(key, value)
-        study.tell(trial, objective_values(c.objectives, costs, c.budget, result["int8_accuracy"]))
         trained_before[arch] = result
-        trained += 1
         progress.trained(trial.number, arch, result)
-        write_results(study, c)
+        return objective_values(c.objectives, costs, c.budget, result["int8_accuracy"])
+
+    def after_trial(study, frozen):
+        if frozen.state != optuna.trial.TrialState.COMPLETE or "rejected" not in frozen.user_attrs:
+            if c.needs_training:
+                write_results(study, c)
+        if tally.trained >= c.n_trials:
+            study.stop()
+
+    start = time.monotonic()
+    study.optimize(objective, timeout=c.timeout_s, callbacks=[after_trial], catch=(CandidateFailed,),
+                   gc_after_trial=False)
     paths = write_results(study, c)
+    if tally.gave_up:
+        raise UserError(
+            f"{tally.consecutive_rejections} candidates in a row exceed {c.budget.describe()}; only "
+            f"{share:.2%} of the space fits: loosen the budget or narrow the space (results so far are in {c.out_dir})"
+        )
+    if c.timeout_s is not None and tally.trained < c.n_trials:
+        progress.note(f"timeout reached after {tally.trained} trained candidates")
     elapsed = time.monotonic() - start
-    return {"trained": trained, "rejected": rejected, "failed": failed, "elapsed_s": round(elapsed, 1),
-            "rejected_per_s": round(rejected / elapsed, 1) if elapsed else None, **paths}
+    return {"trained": tally.trained, "rejected": tally.rejected, "failed": tally.failed,
+            "elapsed_s": round(elapsed, 1),
+            "rejected_per_s": round(tally.rejected / elapsed, 1) if elapsed else None, **paths}
