@@ -18,6 +18,7 @@ import json
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -82,6 +83,7 @@ def open_study(c: Campaign):
     import optuna
 
     from mcunas.search.objectives import make_pruner, make_sampler
+    from mcunas.search.recovery import recover_dead_trials
     from mcunas.search.storage import open_storage
 
     storage = open_storage(c.storage_url, c.heartbeat_s)
@@ -105,6 +107,9 @@ def open_study(c: Campaign):
         pruner=make_pruner(c.pruner, c.objectives, c.epochs),
         directions=[DIRECTIONS[o] for o in c.objectives],
     )
+    recovered = recover_dead_trials(study)
+    if recovered:
+        print(f"mcunas: trials {recovered} were left RUNNING by a dead worker: failed and queued again", flush=True)
     if c.study_name not in existing:
         for key, value in identity.items():
             study.set_user_attr(key, value)
@@ -151,8 +156,10 @@ def cost_candidate(trial, space: Space, budget: Budget) -> tuple[str, dict, list
     arch, costs = str(candidate), estimate(candidate)
     trial.set_user_attr("arch", arch)
     trial.set_user_attr("costs", costs)
-    for name, value in budget.constraints(costs).items():
-        trial.set_constraint(name, value)
+    with warnings.catch_warnings():  # a retried trial carries its constraints over already
+        warnings.simplefilter("ignore", UserWarning)
+        for name, value in budget.constraints(costs).items():
+            trial.set_constraint(name, value)
     reasons = budget.violations(costs)
     if reasons:
         trial.set_user_attr("rejected", "; ".join(reasons))
@@ -247,6 +254,7 @@ def run_campaign(c: Campaign) -> dict:
     """
     import optuna
 
+    from mcunas.search.recovery import OWNER_ATTR, owner
     from mcunas.search.results import write_results
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -266,6 +274,7 @@ def run_campaign(c: Campaign) -> dict:
     tally = _Tally()
 
     def objective(trial):
+        trial.set_user_attr(OWNER_ATTR, owner())
         arch, costs, reasons = cost_candidate(trial, c.space, c.budget)
         if reasons:
             tally.rejected += 1

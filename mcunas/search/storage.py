@@ -47,7 +47,10 @@ def open_storage(url: str, heartbeat_s: int | None = None):
         )
     kwargs = {}
     if heartbeat_s:
-        kwargs = {"heartbeat_interval": heartbeat_s, "grace_period": 2 * heartbeat_s}
+        from mcunas.search.recovery import retry_callback
+
+        kwargs = {"heartbeat_interval": heartbeat_s, "grace_period": 2 * heartbeat_s,
+                  "heartbeat_stale_trial_callback": retry_callback()}
     if url.startswith("postgresql"):
         kwargs["engine_kwargs"] = {"connect_args": {"connect_timeout": 10}}
     try:
