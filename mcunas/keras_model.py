@@ -44,9 +44,11 @@ def build_keras_model(arch: Arch, bn_momentum: float = BN_MOMENTUM, batch_size: 
     import keras
     from keras import layers
 
-    # He init counts fan-in as K*K*C for a depthwise kernel of shape (K, K, C, 1);
-    # each output only sees K*K inputs, which is the kernel's "fan-out" here.
-    DEPTHWISE_INIT = keras.initializers.VarianceScaling(2.0, "fan_out", "truncated_normal")
+    def depthwise_init():
+        # He init counts fan-in as K*K*C for a depthwise kernel of shape (K, K, C, 1);
+        # each output only sees K*K inputs, which is the kernel's "fan-out" here.  A new
+        # instance per layer: a shared unseeded Keras 3 initializer repeats its values.
+        return keras.initializers.VarianceScaling(2.0, "fan_out", "truncated_normal")
 
     def act(x, name):
         if arch.activation == "relu6":
@@ -64,7 +66,7 @@ def build_keras_model(arch: Arch, bn_momentum: float = BN_MOMENTUM, batch_size: 
 
     def depthwise(x, kernel, stride, name):
         x = layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False,
-                                   depthwise_initializer=DEPTHWISE_INIT, name=name)(x)
+                                   depthwise_initializer=depthwise_init(), name=name)(x)
         return act(bn(x, f"{name}_bn"), f"{name}_act")
 
     inputs = keras.Input(shape=(arch.resolution, arch.resolution, arch.in_channels), batch_size=batch_size,

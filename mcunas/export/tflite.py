@@ -62,6 +62,40 @@ def fallback_images(shape: tuple[int, int, int], n: int = FALLBACK_IMAGES, seed:
     return np.random.default_rng(seed).integers(0, 256, size=(n, *shape), dtype=np.uint8)
 
 
+def prepare_untrained(model, images: np.ndarray, seed: int = 0) -> None:
+    """Give an *untrained* model's BatchNorm layers trained-looking values; kernels untouched.
+
+    Fresh BatchNorm layers hold offset 0, mean 0 and variance 1, so every
+    folded conv bias is zero.  The converter then stores one shared buffer
+    for all biases of the same length, and the file is smaller than the
+    trained model's (by up to 10 % measured here), which would make untrained
+    exports useless for checking the size model.  So, for untrained exports
+    only:
+
+    * each BatchNorm offset (beta) is drawn from N(0, 0.1) (seeded), as a
+      trained network's offsets are small and all different;
+    * the moving mean and variance are set from ``images`` (a forward pass
+      per image in training mode, momentum chosen so the statistics are the
+      average over the images), which also gives every layer activations of
+      order one, as training would.
+    """
+    from keras import layers
+
+    rng = np.random.default_rng(seed)
+    norms = [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)]
+    for layer in norms:
+        layer.beta.assign(rng.normal(0.0, 0.1, size=layer.beta.shape).astype(np.float32))
+    saved = [layer.momentum for layer in norms]
+    try:
+        for i, image in enumerate(images):
+            for layer in norms:
+                layer.momentum = i / (i + 1)  # running average of the per-image statistics
+            model(preprocess(image[None]), training=True)
+    finally:
+        for layer, momentum in zip(norms, saved):
+            layer.momentum = momentum
+
+
 def _pin_input_range(images: np.ndarray) -> np.ndarray:
     """Add one 0..255 frame if the images do not reach both ends (see module doc)."""
     if images.min() == 0 and images.max() == 255:
