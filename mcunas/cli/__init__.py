@@ -22,6 +22,7 @@ COMMANDS = [
     "boards",
     "search",
     "bench",
+    "query",
 ]
 
 BUDGET_HELP = (

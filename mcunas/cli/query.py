@@ -1,0 +1,174 @@
+"""``mcunas query``: what-if budgets answered from stored campaigns, without retraining."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def add_budget_flags(p, what: str) -> None:
+    """--sram/--flash/--macs/--board/--boards-file/--budget-model (shared with export --best)."""
+    p.add_argument("--sram", help=f"SRAM limit {what}, e.g. 128KB")
+    p.add_argument("--flash", help=f"flash limit {what}, e.g. 512KB")
+    p.add_argument("--macs", help=f"MAC limit {what}, e.g. 20M")
+    p.add_argument("--board", help="take SRAM and flash limits from a catalog board (see `mcunas boards`)")
+    p.add_argument("--boards-file", help="YAML file with extra boards")
+    p.add_argument("--budget-model", choices=["deployable", "paper"], default="deployable",
+                   help="check the deployable figures (TFLM arena and .tflite size: measured for trained "
+                   "trials, else predicted; default) or the paper's rule and int8 weight count")
+
+
+def limits_from_args(args):
+    from mcunas.cost.boards import get_board
+    from mcunas.query.whatif import make_limits
+
+    board = get_board(args.board, args.boards_file) if args.board else None
+    return make_limits(args.sram, args.flash, args.macs, board, args.budget_model)
+
+
+def register(sub) -> None:
+    from mcunas.cli import BUDGET_HELP
+
+    p = sub.add_parser(
+        "query",
+        help="best stored trials under a new budget, Pareto set, cost of tightening",
+        description="Answer 'what is the best model if my board has X?' from finished or running "
+        "campaigns, without retraining: the best trained trials that meet the budget (ranked by int8 "
+        "accuracy, ties to smaller SRAM; cost-only studies by their own objectives), the accuracy-vs-SRAM "
+        "Pareto set under it, and how much best accuracy each tightening of SRAM, flash and MACs costs "
+        "(ladders: SRAM 1MB 512KB 320KB 250KB 192KB 128KB 96KB 64KB 48KB 32KB 16KB; flash 2MB 1MB 512KB "
+        "384KB 250KB 192KB 128KB 96KB 64KB 32KB; MACs 600M 300M 200M 100M 60M 40M 20M 10M 5M 2M 1M, "
+        "starting from your limit). A limit you leave out is not applied. Exits 2 when no trial fits, "
+        "after listing the nearest ones.",
+        epilog=BUDGET_HELP,
+    )
+    p.add_argument("--storage", help="Optuna storage URL (default: each study's results/<study>/study.journal)")
+    p.add_argument("--study", action="append", required=True,
+                   help="study name; repeat to compare several studies in one table")
+    add_budget_flags(p, "to ask about")
+    p.add_argument("--top", type=int, default=10, help="how many ranked trials to list per study (default 10)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the whole answer as JSON")
+    out.add_argument("--csv", action="store_true",
+                     help="print the ranked trials that fit (top N per study) as CSV, with an on_pareto column")
+    p.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    from mcunas.errors import UserError
+    from mcunas.query.studies import load_studies
+    from mcunas.query.whatif import answer
+
+    result = answer(load_studies(args.study, args.storage), limits_from_args(args), args.top)
+    none_fit = not any(s["fitting"] for s in result["studies"])
+    if args.json:
+        print(json.dumps(result, indent=2))
+    elif args.csv:
+        _print_csv(result)
+    elif none_fit:
+        _print_nearest(result)
+    else:
+        _print_text(result)
+    if none_fit:
+        names = ", ".join(s["study"] for s in result["studies"])
+        near = [f"#{r['number']} ({r['over_by']})" for s in result["studies"] for r in s.get("nearest", [])[:3]]
+        raise UserError(f"no trial of {names} meets {'; '.join(s['budget']['description'] for s in result['studies'])}"
+                        + (f"; nearest: {', '.join(near)}" if near else "; the study has no rankable trials"))
+    return 0
+
+
+def _print_csv(result: dict) -> None:
+    import pandas as pd
+
+    frames = []
+    for s in result["studies"]:
+        on_front = {r["number"] for r in s["pareto"]}
+        df = pd.DataFrame(s["best"])
+        if len(df):
+            df.insert(1, "rank", range(1, len(df) + 1))
+            df["on_pareto"] = df.number.isin(on_front)
+            frames.append(df)
+    if frames:
+        pd.concat(frames).to_csv(sys.stdout, index=False)
+
+
+def _kb(v) -> str:
+    return "-" if v is None else f"{v / 1000:,.1f}KB"
+
+
+def _score(v, name: str) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.4f}" if name == "int8_accuracy" else f"{v / 1e6:,.2f}M"
+
+
+def _table(rows: list[dict], marks: set[int] = frozenset()) -> list[str]:
+    lines = [f"  {'#':>6} {'int8 acc':>8} {'SRAM':>10} {'flash':>10} {'MACs':>8}  arch"]
+    for r in rows:
+        acc = "-" if r["int8_accuracy"] is None else f"{r['int8_accuracy']:.4f}"
+        star = "*" if r["number"] in marks else " "
+        sram = _kb(r["sram_bytes"]) + ("m" if r["sram_figure"] == "measured" else " ")
+        flash = _kb(r["flash_bytes"]) + ("m" if r["flash_figure"] == "measured" else " ")
+        lines.append(f" {star}{r['number']:>6} {acc:>8} {sram:>10} {flash:>10} {r['macs'] / 1e6:>7.2f}M  {r['arch']}"
+                     + (f"   over: {r['over_by']}" if r.get("over_by") else ""))
+    return lines
+
+
+def _print_nearest(result: dict) -> None:
+    """Only the nearest trials: the budget is the user's to change, the rest would be empty."""
+    out = []
+    for s in result["studies"]:
+        if s.get("nearest"):
+            out.append(f"study {s['study']}: nearest trials to {s['budget']['description']} (by how far over):")
+            out += _table(s["nearest"])
+    print("\n".join(out))
+
+
+def _print_text(result: dict) -> None:
+    out = [f"budget: {result['budget']['description']}", ""]
+    studies = result["studies"]
+    if len(studies) > 1:
+        out.append("studies compared (best trial that fits):")
+        out.append(f"  {'study':<16} {'trials':>6} {'fit':>5} {'best':>10} {'SRAM':>10} {'flash':>10} {'MACs':>8}  #")
+        for s in studies:
+            b = s["best"][0] if s["best"] else None
+            score = "-" if b is None else (f"{b['int8_accuracy']:.4f}" if b["int8_accuracy"] is not None
+                                           else f"{b['macs'] / 1e6:.2f}M MACs")
+            out.append(f"  {s['study']:<16} {s['trials']:>6} {s['fitting']:>5} {score:>10} "
+                       f"{_kb(b and b['sram_bytes']):>10} {_kb(b and b['flash_bytes']):>10} "
+                       f"{(b['macs'] / 1e6 if b else 0):>7.2f}M  {b['number'] if b else '-'}")
+        out.append("")
+    for s in studies:
+        counts = ", ".join(f"{v} {k}" for k, v in s["status_counts"].items())
+        out.append(f"study {s['study']} ({s['storage']}): {s['trials']} trials ({counts}); {s['ranked_by']}")
+        out.append(f"  budget applied: {s['budget']['description']}")
+        out.append(f"  {s['fitting']} of {s['candidates']} rankable trials fit"
+                   + (f"; {s['untrained_fitting']} candidates the campaign rejected would fit but were never "
+                      "trained" if s.get("untrained_fitting") else ""))
+        if s["best"]:
+            out.append(f"  best {len(s['best'])} (* = on the Pareto front; m = measured in TFLM, else predicted):")
+            out += _table(s["best"], {r["number"] for r in s["pareto"]})
+            out.append(f"  Pareto set under the budget ({len(s['pareto'])}):")
+            out += _table(s["pareto"])
+        elif s.get("nearest"):
+            out.append("  nearest trials (by how far over budget):")
+            out += _table(s["nearest"])
+        out.append("")
+    if result["tightening"]:
+        names = [s["study"] for s in studies]
+        out.append("tightening (one limit at a time; best score and its change from the first row):")
+        out.append(f"  {'limit':<16}" + "".join(f" {n[:24]:>34}" for n in names))
+        for row in result["tightening"]:
+            lim = row["limit"]
+            shown = f"{lim / 1e6:g}M MACs" if row["dimension"] == "macs" else f"{row['dimension']} {lim / 1000:g}KB"
+            cells = []
+            for n in names:
+                c = row["studies"][n]
+                if c["score"] is None:
+                    cells.append("none fits")
+                elif c["score_name"] == "int8_accuracy":
+                    cells.append(f"{c['score']:.4f} ({c['change'] * 100:+.1f} pt, #{c['number']})")
+                else:
+                    cells.append(f"{c['score'] / 1e6:.2f}M ({c['change'] / 1e6:+.2f}M, #{c['number']})")
+            out.append(f"  {shown:<16}" + "".join(f" {c:>34}" for c in cells))
+    print("\n".join(out))
