@@ -23,6 +23,7 @@ COMMANDS = [
     "search",
     "bench",
     "query",
+    "frontier",
 ]
 
 BUDGET_HELP = (

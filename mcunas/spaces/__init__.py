@@ -93,6 +93,24 @@ class RandomTrial:
         return self._rng.choice(choices)
 
 
+class RecordingTrial:
+    """Wraps any trial and remembers the value it gave for each dimension asked.
+
+    ``sample_arch`` only asks about dimensions with more than one choice, so
+    ``params`` holds exactly the searched dimensions of one candidate (e.g.
+    ``{"resolution": 96, "width": 0.25, "s2_n": 2}``): what ``mcunas frontier``
+    tallies per value, and what ``Study.enqueue_trial`` takes.
+    """
+
+    def __init__(self, trial: SuggestsCategorical):
+        self.trial = trial
+        self.params: dict[str, Any] = {}
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        self.params[name] = value = self.trial.suggest_categorical(name, choices)
+        return value
+
+
 def scale_channels(channels: float, divisor: int) -> int:
     """Round to the nearest multiple of ``divisor``, never losing more than 10 %.
 
