@@ -1,0 +1,117 @@
+"""Predict the TFLM tensor arena of an int8 model: planned head + persistent tail.
+
+Works on a :class:`~mcunas.cost.flatbuffer.TfliteModel`, whether read from
+a real ``.tflite`` file or synthesised from an architecture by
+:mod:`mcunas.cost.tflite_graph`, so both paths share one set of rules.
+
+**Head**: the greedy plan of :mod:`mcunas.cost.tflm_planner` over the
+non-constant tensors.  None of the reference kernels used here (the
+tflite-micro pip package's x86 build) requests scratch buffers for these ops.
+
+**Tail** (``micro_allocator.cc`` plus each kernel's Init/Prepare), in the
+categories ``print_allocations()`` reports:
+
+* ``TfLiteEvalTensor``: 24 B for *every* tensor in the subgraph, constants included;
+* ``NodeAndRegistration``: 64 B per operator;
+* persistent buffers from kernels: an OpData struct per op (CONV_2D and
+  DEPTHWISE_CONV_2D 80 B, ADD 64 B ...) plus, for each conv, a per-channel
+  output multiplier and shift (two int32 arrays, each rounded up to 16 B);
+* the model input and output as full ``TfLiteTensor`` structs (64 B each)
+  with their quantisation structs (24 B + a 4 + 4·channels zero-point array);
+* the rest: the allocator objects themselves and each op's parsed builtin
+  options (28 B per conv, 8 B per ADD, ...).
+
+The per-op byte counts are sizes of x86-64 structs in the tflite-micro pip
+package, taken from calibration against ``print_allocations()`` (66 models,
+every category exact except the unrecorded rest, which varies by up to
+±4 B with allocation order).  On a 32-bit MCU pointers are 4 bytes, so the
+real tail there is somewhat smaller; the head is the same.
+"""
+
+from __future__ import annotations
+
+from mcunas.cost.flatbuffer import TfliteModel
+from mcunas.cost.tflm_planner import Buffer, align_up, peak_bytes
+from mcunas.errors import UserError
+
+EVAL_TENSOR_BYTES = 24
+NODE_AND_REGISTRATION_BYTES = 64
+PERSISTENT_TENSOR_BYTES = 64
+AFFINE_QUANTIZATION_BYTES = 24
+# Fixed tail: allocator objects, subgraph bookkeeping, and the classifier's
+# FULLY_CONNECTED + SOFTMAX (every calibration model has exactly one of each).
+BASE_TAIL_BYTES = 764
+
+# op -> bytes per op: the kernel's OpData (persistent buffer) plus its parsed
+# builtin options.  Calibrated sums; MAX_POOL_2D shares the pooling kernel's
+# structs with AVERAGE_POOL_2D (assumed, not measured).
+OP_TAIL_BYTES = {
+    "CONV_2D": 80 + 28,
+    "DEPTHWISE_CONV_2D": 80 + 28,
+    "ADD": 64 + 8,
+    "MEAN": 56,
+    "AVERAGE_POOL_2D": 28,
+    "MAX_POOL_2D": 28,
+    "RESHAPE": 36,
+    "FULLY_CONNECTED": 0,
+    "SOFTMAX": 0,
+}
+PER_CHANNEL_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
+
+
+def plan_buffers(model: TfliteModel) -> list[Buffer]:
+    """The planner's buffers: non-constant tensors with their scope lifetimes."""
+    scopes = len(model.operators)
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for t in (*model.inputs, *model.outputs):
+        first[t] = last[t] = 0
+    for scope, op in enumerate(model.operators, start=1):
+        for t in op.outputs:
+            first[t] = last[t] = scope
+        for t in op.inputs:
+            if t >= 0:
+                last[t] = scope
+    for t in model.outputs:
+        last[t] = scopes
+    return [Buffer(align_up(tensor.nbytes), first[i], last[i])
+            for i, tensor in enumerate(model.tensors)
+            if not tensor.has_data and tensor.nbytes and i in first]
+
+
+def tail_bytes(model: TfliteModel) -> int:
+    """The persistent tail TFLM allocates for ``model`` (see module doc)."""
+    total = BASE_TAIL_BYTES
+    total += EVAL_TENSOR_BYTES * len(model.tensors)
+    total += NODE_AND_REGISTRATION_BYTES * len(model.operators)
+    for op in model.operators:
+        if op.op not in OP_TAIL_BYTES:
+            raise UserError(f"the TFLM arena model does not know the op {op.op}")
+        total += OP_TAIL_BYTES[op.op]
+        if op.op in PER_CHANNEL_OPS:
+            channels = model.tensors[op.outputs[0]].shape[-1]
+            total += 2 * align_up(4 * channels)
+    for t in (*model.inputs, *model.outputs):
+        channels = max(1, len(model.tensors[t].scale))
+        total += PERSISTENT_TENSOR_BYTES + AFFINE_QUANTIZATION_BYTES + align_up(4 + 4 * channels, 8)
+    return total
+
+
+def predict_arena(model: TfliteModel) -> dict:
+    """``sram_tflm_bytes`` (head + tail) with its split, for an int8 model."""
+    check_int8(model)
+    head = peak_bytes(plan_buffers(model))
+    tail = tail_bytes(model)
+    return {"sram_tflm_bytes": head + tail, "tflm_head_bytes": head, "tflm_tail_bytes": tail}
+
+
+def check_int8(model: TfliteModel) -> None:
+    """UserError unless every activation tensor is int8 (a full-integer model)."""
+    for i in (*model.inputs, *model.outputs):
+        if model.tensors[i].dtype != "int8":
+            raise UserError(f"not a full-int8 model: tensor '{model.tensors[i].name}' is "
+                            f"{model.tensors[i].dtype}, expected int8 input and output")
+    for op in model.operators:
+        for t in op.outputs:
+            if model.tensors[t].dtype != "int8":
+                raise UserError(f"not a full-int8 model: {op.op} outputs {model.tensors[t].dtype}")
