@@ -72,8 +72,9 @@ def prepare_untrained(model, images: np.ndarray, seed: int = 0) -> None:
     exports useless for checking the size model.  So, for untrained exports
     only:
 
-    * each BatchNorm offset (beta) is drawn from N(0, 0.1) (seeded), as a
-      trained network's offsets are small and all different;
+    * each BatchNorm offset (beta) and the classifier's bias are drawn from
+      N(0, 0.1) (seeded), as a trained network's are small and all
+      different (an all-zero classifier bias is dropped from the file);
     * the moving mean and variance are set from ``images`` (a forward pass
       per image in training mode, momentum chosen so the statistics are the
       average over the images), which also gives every layer activations of
@@ -85,6 +86,9 @@ def prepare_untrained(model, images: np.ndarray, seed: int = 0) -> None:
     norms = [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)]
     for layer in norms:
         layer.beta.assign(rng.normal(0.0, 0.1, size=layer.beta.shape).astype(np.float32))
+    for layer in model.layers:
+        if isinstance(layer, layers.Dense):
+            layer.bias.assign(rng.normal(0.0, 0.1, size=layer.bias.shape).astype(np.float32))
     saved = [layer.momentum for layer in norms]
     try:
         for i, image in enumerate(images):
