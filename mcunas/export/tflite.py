@@ -62,42 +62,36 @@ def fallback_images(shape: tuple[int, int, int], n: int = FALLBACK_IMAGES, seed:
     return np.random.default_rng(seed).integers(0, 256, size=(n, *shape), dtype=np.uint8)
 
 
-def prepare_untrained(model, images: np.ndarray, seed: int = 0) -> None:
-    """Give an *untrained* model's BatchNorm layers trained-looking values; kernels untouched.
+def prepare_untrained(model, seed: int = 0) -> None:
+    """Give an *untrained* model trained-looking BatchNorm and classifier-bias values.
 
-    Fresh BatchNorm layers hold offset 0, mean 0 and variance 1, so every
-    folded conv bias is zero.  The converter then stores one shared buffer
-    for all biases of the same length, and the file is smaller than the
-    trained model's (by up to 10 % measured here), which would make untrained
-    exports useless for checking the size model.  So, for untrained exports
-    only:
+    Fresh BatchNorm layers hold offset 0 and mean 0, so every folded conv
+    bias is zero, and a fresh Dense bias is zero too.  The converter then
+    stores one shared buffer for all biases of the same length and drops the
+    classifier bias altogether, so an untrained file is smaller than the
+    trained model's (by up to 10 % measured here) and useless for checking
+    the size model.  So, for untrained exports only, each BatchNorm offset
+    and moving mean and the classifier bias are drawn from N(0, 0.1)
+    (seeded), as a trained network's are small and all different.  Kernels
+    keep their random initial values; scales and variances stay at 1.
 
-    * each BatchNorm offset (beta) and the classifier's bias are drawn from
-      N(0, 0.1) (seeded), as a trained network's are small and all
-      different (an all-zero classifier bias is dropped from the file);
-    * the moving mean and variance are set from ``images`` (a forward pass
-      per image in training mode, momentum chosen so the statistics are the
-      average over the images), which also gives every layer activations of
-      order one, as training would.
+    (Setting the statistics from calibration images instead was tried: with
+    the model's batch of 1, a 1×1 feature map has zero variance per image,
+    which again makes biases identical.)
     """
     from keras import layers
 
     rng = np.random.default_rng(seed)
-    norms = [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)]
-    for layer in norms:
-        layer.beta.assign(rng.normal(0.0, 0.1, size=layer.beta.shape).astype(np.float32))
+
+    def draw(variable):
+        variable.assign(rng.normal(0.0, 0.1, size=variable.shape).astype(np.float32))
+
     for layer in model.layers:
-        if isinstance(layer, layers.Dense):
-            layer.bias.assign(rng.normal(0.0, 0.1, size=layer.bias.shape).astype(np.float32))
-    saved = [layer.momentum for layer in norms]
-    try:
-        for i, image in enumerate(images):
-            for layer in norms:
-                layer.momentum = i / (i + 1)  # running average of the per-image statistics
-            model(preprocess(image[None]), training=True)
-    finally:
-        for layer, momentum in zip(norms, saved):
-            layer.momentum = momentum
+        if isinstance(layer, layers.BatchNormalization):
+            draw(layer.beta)
+            draw(layer.moving_mean)
+        elif isinstance(layer, layers.Dense):
+            draw(layer.bias)
 
 
 def _pin_input_range(images: np.ndarray) -> np.ndarray:
