@@ -83,6 +83,29 @@ def _run_child(path: Path, lo: int, hi: int | None, timeout_s: float):
     return lines, proc
 
 
+SOFTMAX_MIN_INPUT_SCALE = 2.0 ** -26
+
+
+def softmax_abort_reason(data: bytes) -> str | None:
+    """Why TFLM's int8 SOFTMAX would abort on this model, or None.
+
+    Its Prepare computes ``beta * input_scale * 2**26`` as a fixed-point
+    multiplier and CHECK-fails (SIGABRT) unless that exceeds 1, i.e. unless
+    the softmax input's scale is above 2**-26 ≈ 1.49e-8.  Pure Python.
+    """
+    from mcunas.cost.flatbuffer import read_tflite
+
+    model = read_tflite(data)
+    for op in model.operators:
+        scale = model.tensors[op.inputs[0]].scale if op.op == "SOFTMAX" else None
+        beta = op.options.get("beta") or 1.0
+        if scale and beta * scale[0] <= SOFTMAX_MIN_INPUT_SCALE:
+            return (f"its softmax input scale {scale[0]:.3g} is at most 2^-26 = {SOFTMAX_MIN_INPUT_SCALE:.3g}, "
+                    "which TFLM's int8 SOFTMAX aborts on (the classifier's outputs span almost nothing, "
+                    "as in an untrained model)")
+    return None
+
+
 def _failure(path: Path, proc) -> str:
     if proc.returncode < 0:
         import signal
@@ -91,7 +114,8 @@ def _failure(path: Path, proc) -> str:
     else:
         why = f"TFLM could not load the model (exit {proc.returncode})"
     tail = " | ".join(line.strip() for line in proc.stderr.strip().splitlines()[-3:] if line.strip())
-    return f"{why} on {path}" + (f": {tail}" if tail else "")
+    reason = softmax_abort_reason(path.read_bytes()) if proc.returncode < 0 else None
+    return f"{why} on {path}" + (f": {reason}" if reason else f": {tail}" if tail else "")
 
 
 def _loads(runtime, data: bytes, arena_bytes: int) -> bool:

@@ -24,6 +24,8 @@ COMMANDS = [
     "bench",
     "query",
     "frontier",
+    "export",
+    "measure",
 ]
 
 BUDGET_HELP = (

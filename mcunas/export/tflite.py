@@ -43,7 +43,6 @@ from mcunas.errors import UserError
 
 INPUT_SCALE = 1.0 / 255.0
 INPUT_ZERO_POINT = -128
-SOFTMAX_MIN_INPUT_SCALE = 2.0 ** -26  # TFLM: beta * scale * 2**(31 - 5) must exceed 1
 FALLBACK_IMAGES = 32
 
 
@@ -137,17 +136,9 @@ def convert_int8(model, representative_images: np.ndarray | None = None) -> byte
 
 def check_tflm_loadable(data: bytes) -> None:
     """Raise UserError if TFLM's int8 SOFTMAX would abort on this model (see module doc)."""
-    from mcunas.cost.flatbuffer import read_tflite
+    from mcunas.tflm import softmax_abort_reason
 
-    model = read_tflite(data)
-    for op in model.operators:
-        if op.op != "SOFTMAX":
-            continue
-        scale = model.tensors[op.inputs[0]].scale
-        beta = op.options.get("beta", 1.0) or 1.0
-        if scale and beta * scale[0] <= SOFTMAX_MIN_INPUT_SCALE:
-            raise UserError(
-                f"the classifier's outputs span almost nothing (softmax input scale {scale[0]:.3g} "
-                f"<= 2^-26 = {SOFTMAX_MIN_INPUT_SCALE:.3g}): TFLM's SOFTMAX would abort loading it. "
-                "Train the model, or calibrate with real images (--data)"
-            )
+    reason = softmax_abort_reason(data)
+    if reason:
+        raise UserError(f"refusing to write a model TFLM cannot load: {reason}. "
+                        "Train the model, or calibrate with real images (--data)")

@@ -1,0 +1,38 @@
+"""``mcunas export``: an architecture (trained or not) -> everything deployment needs."""
+
+from __future__ import annotations
+
+import argparse
+
+from mcunas.cli.output import print_figures
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        help="Keras model, int8 .tflite, C array with arena size, arch string",
+        description="Export an architecture: model.keras, model_int8.tflite (full int8, input = "
+        "pixel - 128), model_data.h/.cc (alignas(16) array, its length, kTensorArenaSize = the "
+        "arena measured in TFLM, rounded up to 16) and arch.txt.  Without --weights the model is "
+        "untrained (random kernels, seeded BatchNorm values) but has the exact size and arena of "
+        "the trained one.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("arch", help="architecture string (see `mcunas estimate --help`)")
+    p.add_argument("--out", required=True, help="output folder (created)")
+    p.add_argument("--weights", help="trained Keras model (.keras) of the same architecture")
+    p.add_argument("--data", help="calibration images: a dataset folder (vww01, person/non_person "
+                   "or built set) or a .npy uint8 N×H×W×C array; default: seeded noise images")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    from mcunas.arch import parse_arch
+    from mcunas.export.bundle import export_arch
+
+    arch = parse_arch(args.arch)
+    result = export_arch(arch, args.out, weights=args.weights, data=args.data)
+    result["files"] = ", ".join(result["files"])
+    print_figures(result, args.json)
+    return 0

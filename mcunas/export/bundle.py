@@ -1,0 +1,92 @@
+"""One export folder: Keras model, int8 ``.tflite``, C array, arch string.
+
+``export_arch`` is what ``mcunas export`` and the search's winner export
+call.  Untrained architectures go through
+:func:`mcunas.export.tflite.prepare_untrained` first (see there why); with
+``weights`` the trained model is loaded instead and must match the arch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mcunas.arch import Arch
+from mcunas.errors import UserError
+
+CALIBRATION_IMAGES = 200
+
+
+def calibration_images(data: str | Path, arch: Arch) -> np.ndarray:
+    """Up to 200 uint8 images for calibration from a ``.npy`` array or a dataset folder."""
+    path = Path(data)
+    shape = (arch.resolution, arch.resolution, arch.in_channels)
+    if path.suffix == ".npy":
+        images = np.load(path)
+        if images.dtype != np.uint8 or images.shape[1:] != shape:
+            raise UserError(f"{path}: expected uint8 images N×{'×'.join(map(str, shape))}, got "
+                            f"{images.dtype} {'×'.join(map(str, images.shape))}")
+    else:
+        from mcunas.data import load_split
+
+        images, _ = load_split(path, "train", arch.resolution, arch.in_channels)
+    if len(images) == 0:
+        raise UserError(f"{path}: no images to calibrate with")
+    pick = np.linspace(0, len(images) - 1, min(CALIBRATION_IMAGES, len(images))).astype(int)
+    return np.ascontiguousarray(images[pick])
+
+
+def build_model(arch: Arch, weights: str | Path | None = None):
+    """The Keras model of ``arch``: loaded from ``weights`` or untrained (prepared)."""
+    import keras
+
+    from mcunas.export.tflite import prepare_untrained
+    from mcunas.keras_model import build_keras_model
+
+    model = build_keras_model(arch)
+    if weights is None:
+        prepare_untrained(model)
+        return model
+    try:
+        trained = keras.models.load_model(weights, compile=False)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot load weights from {weights}: {exc}") from None
+    try:
+        model.set_weights(trained.get_weights())
+    except ValueError as exc:
+        raise UserError(f"{weights} does not match the architecture {arch}: {exc}") from None
+    return model
+
+
+def export_arch(arch: Arch, out_dir: str | Path, weights: str | Path | None = None,
+                data: str | Path | None = None) -> dict:
+    """Write model.keras, model_int8.tflite, model_data.h/.cc and arch.txt into ``out_dir``."""
+    from mcunas.export.c_array import write_c_array
+    from mcunas.export.tflite import convert_int8
+    from mcunas.tflm import measure_arena
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = build_model(arch, weights)
+    images = calibration_images(data, arch) if data is not None else None
+    model.save(out / "model.keras")
+    tflite = convert_int8(model, images)
+    tflite_path = out / "model_int8.tflite"
+    tflite_path.write_bytes(tflite)
+    measured = measure_arena(tflite_path)
+    (out / "arch.txt").write_text(f"{arch}\n")
+    state = "trained weights from " + str(weights) if weights else "untrained (random weights)"
+    write_c_array(tflite, out, measured["tflm_arena_bytes"],
+                  comment=f"arch: {arch}\n{state}; int8 input = pixel - 128 (scale 1/255, zero point -128)")
+    return {
+        "arch": str(arch),
+        "out": str(out),
+        "trained": weights is not None,
+        "calibration": f"{len(images)} images from {data}" if images is not None else "fallback noise images",
+        "tflite_bytes": len(tflite),
+        "tflm_arena_bytes": measured["tflm_arena_bytes"],
+        "tflm_head_bytes": measured["tflm_head_bytes"],
+        "tflm_tail_bytes": measured["tflm_tail_bytes"],
+        "files": sorted(p.name for p in out.iterdir()),
+    }
