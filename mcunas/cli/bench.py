@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-BENCHES = ["cost", "search"]
+BENCHES = ["cost", "search", "fidelity"]
 
 
 def register(sub) -> None:

@@ -11,6 +11,9 @@ from mcunas.cost.boards import Board
 from mcunas.cost.graph import build_graph
 from mcunas.cost.latency import latency_ms
 from mcunas.cost.paper import paper_peak_bytes
+from mcunas.cost.tflite_graph import arch_tflite_model
+from mcunas.cost.tflite_size import tflite_bytes
+from mcunas.cost.tflm_arena import predict_arena
 
 
 def estimate(arch: Arch, board: Board | None = None, mbv2_slices: int = 1) -> dict:
@@ -24,6 +27,10 @@ def estimate(arch: Arch, board: Board | None = None, mbv2_slices: int = 1) -> di
     * ``weight_bytes``: ``params`` at one byte each — the paper's flash figure.
     * ``sram_paper_bytes``: the paper's peak rule; with ``mbv2_slices`` > 1
       MobileNetV2 blocks are computed in that many channel slices (§5.3).
+    * ``tflite_bytes``: predicted size of the exported int8 ``.tflite``
+      (:mod:`mcunas.cost.tflite_size`).
+    * ``sram_tflm_bytes``: predicted TFLM arena, the greedy-planned head plus
+      the persistent tail (:mod:`mcunas.cost.tflm_arena`).
     * ``latency_ms``: only with a board (see :mod:`mcunas.cost.latency`).
     """
     graph = build_graph(arch)
@@ -40,6 +47,9 @@ def estimate(arch: Arch, board: Board | None = None, mbv2_slices: int = 1) -> di
         "weight_bytes": params,
         "sram_paper_bytes": paper_peak_bytes(sliced),
     }
+    exported = arch_tflite_model(arch)
+    out["tflite_bytes"] = tflite_bytes(exported)
+    out["sram_tflm_bytes"] = predict_arena(exported)["sram_tflm_bytes"]
     if board is not None:
         out["board"] = board.name
         out["latency_ms"] = round(latency_ms(macs, board), 1)

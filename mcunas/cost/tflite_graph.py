@@ -10,7 +10,8 @@ what the flatbuffer holds on top, so the TFLM arena model
   quantised: one scale and zero point per output channel) and an int32 bias
   tensor (one scale per channel too);
 * MEAN reads a constant int32 ``reduction_indices`` tensor of 2 elements;
-  FULLY_CONNECTED has an int8 weight tensor and an int32 bias (per tensor);
+  FULLY_CONNECTED has an int8 weight tensor and an int32 bias, both
+  quantised per output class;
 * a residual ADD on a 1×1 feature map is not an ADD of two 4-D tensors in the
   converted graph: the converter sees a bias-add and emits
   ``RESHAPE(y -> [C])`` (with one shared int32 shape constant) followed by
@@ -18,7 +19,10 @@ what the flatbuffer holds on top, so the TFLM arena model
 
 Tensors are listed as the converter lays them out: the input, then the
 constants, then the activations in execution order (only the order of the
-activations matters to the planner).
+activations matters to the planner), and carry the names the converter
+gives them (it joins the TF op names it fused with ``;``), because names are
+a good part of the file: :func:`layer_names` spells the Keras layer names of
+:mod:`mcunas.keras_model`, :func:`_names` the converter's rules.
 """
 
 from __future__ import annotations
@@ -37,20 +41,59 @@ def _activation(name: str, shape: tuple[int, ...]) -> Tensor:
     return Tensor(name=name, shape=shape, dtype="int8", buffer=-1, scale=[1.0], zero_point=[0])
 
 
+PREFIX = "mcunas_1/"  # the Keras model name as the converter's trace scopes it
+
+
+def layer_names(arch: Arch) -> list[str]:
+    """Keras layer name of each op of ``build_graph(arch)`` before MEAN, in order."""
+    names = []
+    index = 0
+    cin = arch.in_channels
+    for block in arch.blocks:
+        for blk in block.expanded():
+            index += 1
+            b = f"b{index}"
+            if blk.kind == "cv":
+                names.append(b)
+            elif blk.kind == "ds":
+                names += [f"{b}_dw", f"{b}_pw"]
+            else:
+                names += ([f"{b}_expand"] if blk.expand > 1 else []) + [f"{b}_dw", f"{b}_project"]
+                if blk.skip and blk.stride == 1 and cin == blk.channels:
+                    names.append(f"{b}_add")
+            cin = blk.channels
+    return names
+
+
+def _names(op: str, layer: str, act: str | None) -> tuple[str, str, str]:
+    """(weights, bias, output) tensor names of a fused conv / depthwise layer."""
+    p = PREFIX + layer
+    relu = f"{p}_act_1/{act};" if act else ""
+    if op == "CONV_2D":
+        weights = f"{p}_1/convolution"
+        bias = f"{relu}{p}_bn_1/batchnorm/add_1;{p}_1/convolution;{p}_bn_1/batchnorm/sub"
+    else:
+        weights = f"{p}_bn_1/batchnorm/mul_1;{p}_1/depthwise;{p}_bn_1/batchnorm/mul"
+        bias = f"{relu}{p}_bn_1/batchnorm/add_1;{weights};{p}_bn_1/batchnorm/sub"
+    return weights, bias, bias + "1"
+
+
 def arch_tflite_model(arch: Arch) -> TfliteModel:
     """The exporter's ``.tflite`` structure for ``arch`` (no weight values)."""
     graph = build_graph(arch)
     shapes = graph.graph["tensors"]
     consts: list[Tensor] = []
-    acts: list[Tensor] = [_activation("input", (1, *shapes["input"]))]
+    acts: list[Tensor] = [_activation("serving_default_image:0", (1, *shapes["input"]))]
+    layers = iter(layer_names(arch))
+    activation = {"relu": "Relu", "relu6": "Relu6"}[arch.activation]
     index = {"input": 0}  # activation name -> position in acts
     ops: list[tuple[str, list, list, dict]] = []  # inputs: ("a", pos) or ("c", pos)
     reshape_const = None
 
-    def act(name: str, shape: tuple[int, ...]) -> int:
+    def act(name: str, shape: tuple[int, ...], key: str | None = None) -> int:
         acts.append(_activation(name, shape))
-        index[name] = len(acts) - 1
-        return index[name]
+        index[key or name] = len(acts) - 1
+        return index[key or name]
 
     for node in sorted(graph.nodes):
         n = graph.nodes[node]
@@ -61,28 +104,31 @@ def arch_tflite_model(arch: Arch) -> TfliteModel:
             cin = shapes[n["inputs"][0]][2]
             k = n["kernel"]
             wshape = (c, k, k, cin) if op == "CONV_2D" else (1, k, k, c)
-            consts += [_const(f"{out}_w", wshape, "int8", c), _const(f"{out}_b", (c,), "int32", c)]
+            wname, bname, oname = _names(op, next(layers), activation if n["activation"] else None)
+            consts += [_const(wname, wshape, "int8", c), _const(bname, (c,), "int32", c)]
             ins += [("c", len(consts) - 2), ("c", len(consts) - 1)]
-            ops.append((op, ins, [act(out, (1, h, w, c))], {}))
+            ops.append((op, ins, [act(oname, (1, h, w, c), out)], {}))
         elif op == "ADD" and h == w == 1:
+            layer = PREFIX + next(layers) + "_1"
             if reshape_const is None:
-                consts.append(_const("reshape_shape", (1,), "int32", 0))
+                consts.append(_const("arith.constant", (1,), "int32", 0))
                 reshape_const = len(consts) - 1
-            flat = act(f"{out}_flat", (c,))
+            flat = act(f"{layer}/Squeeze", (c,))
             ops.append(("RESHAPE", [ins[1], ("c", reshape_const)], [flat], {}))
-            ops.append(("ADD", [ins[0], ("a", flat)], [act(out, (1, 1, 1, c))], {}))
+            ops.append(("ADD", [ins[0], ("a", flat)], [act(f"{layer}/BiasAdd", (1, 1, 1, c), out)], {}))
         elif op == "ADD":
-            ops.append((op, ins, [act(out, (1, h, w, c))], {}))
+            ops.append((op, ins, [act(f"{PREFIX}{next(layers)}_1/Add", (1, h, w, c), out)], {}))
         elif op == "MEAN":
-            consts.append(_const("reduction_indices", (2,), "int32", 0))
-            ops.append((op, ins + [("c", len(consts) - 1)], [act(out, (1, c))], {}))
+            consts.append(_const(f"{PREFIX}gap_1/Mean/reduction_indices", (2,), "int32", 0))
+            ops.append((op, ins + [("c", len(consts) - 1)], [act(f"{PREFIX}gap_1/Mean", (1, c), out)], {}))
         elif op == "FULLY_CONNECTED":
             cin = shapes[n["inputs"][0]][2]
-            consts += [_const("fc_w", (c, cin), "int8", 1), _const("fc_b", (c,), "int32", 1)]
-            ops.append((op, ins + [("c", len(consts) - 2), ("c", len(consts) - 1)],
-                        [act(out, (1, c))], {}))
+            fc = PREFIX + "classifier_1/"
+            consts += [_const(f"{fc}BiasAdd", (c,), "int32", c), _const(f"{fc}MatMul", (c, cin), "int8", c)]
+            ops.append((op, ins + [("c", len(consts) - 1), ("c", len(consts) - 2)],
+                        [act(f"{fc}MatMul;{fc}BiasAdd", (1, c), out)], {}))
         elif op == "SOFTMAX":
-            ops.append((op, ins, [act(out, (1, c))], {"beta": 1.0}))
+            ops.append((op, ins, [act("StatefulPartitionedCall_1:0", (1, c), out)], {"beta": 1.0}))
         else:
             raise ValueError(f"no .tflite layout known for {op}")
 

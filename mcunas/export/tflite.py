@@ -69,10 +69,12 @@ def prepare_untrained(model, seed: int = 0) -> None:
     stores one shared buffer for all biases of the same length and drops the
     classifier bias altogether, so an untrained file is smaller than the
     trained model's (by up to 10 % measured here) and useless for checking
-    the size model.  So, for untrained exports only, each BatchNorm offset
-    and moving mean and the classifier bias are drawn from N(0, 0.1)
-    (seeded), as a trained network's are small and all different.  Kernels
-    keep their random initial values; scales and variances stay at 1.
+    the size model.  Even the tensor names depend on it: a variance of
+    exactly 1 folds away and shortens every depthwise tensor's name.  So, for
+    untrained exports only, each BatchNorm offset and moving mean and the
+    classifier bias are drawn from N(0, 0.1) and each BatchNorm scale and
+    moving variance from U(0.5, 1.5) (seeded), as a trained network's are
+    all different.  Kernels keep their random initial values.
 
     (Setting the statistics from calibration images instead was tried: with
     the model's batch of 1, a 1×1 feature map has zero variance per image,
@@ -82,13 +84,19 @@ def prepare_untrained(model, seed: int = 0) -> None:
 
     rng = np.random.default_rng(seed)
 
-    def draw(variable):
-        variable.assign(rng.normal(0.0, 0.1, size=variable.shape).astype(np.float32))
+    def draw(variable, around: float = 0.0):
+        if around:
+            values = rng.uniform(around - 0.5, around + 0.5, size=variable.shape)
+        else:
+            values = rng.normal(0.0, 0.1, size=variable.shape)
+        variable.assign(values.astype(np.float32))
 
     for layer in model.layers:
         if isinstance(layer, layers.BatchNormalization):
             draw(layer.beta)
             draw(layer.moving_mean)
+            draw(layer.gamma, 1.0)
+            draw(layer.moving_variance, 1.0)
         elif isinstance(layer, layers.Dense):
             draw(layer.bias)
 
