@@ -22,11 +22,14 @@ from dataclasses import dataclass, field
 
 from mcunas.errors import UserError
 
-# BuiltinOperator codes (schema.fbs) for the ops mcunas can cost; anything else
-# is reported by number so the user sees which op is unknown.
+# BuiltinOperator codes (schema.fbs): the ops mcunas can cost, plus common others
+# so an unsupported op is named; anything else is reported by number.
 BUILTIN_OPS = {
-    0: "ADD", 1: "AVERAGE_POOL_2D", 3: "CONV_2D", 4: "DEPTHWISE_CONV_2D", 9: "FULLY_CONNECTED",
-    17: "MAX_POOL_2D", 22: "RESHAPE", 25: "SOFTMAX", 40: "MEAN",
+    0: "ADD", 1: "AVERAGE_POOL_2D", 2: "CONCATENATION", 3: "CONV_2D", 4: "DEPTHWISE_CONV_2D",
+    6: "DEQUANTIZE", 9: "FULLY_CONNECTED", 14: "LOGISTIC", 17: "MAX_POOL_2D", 18: "MUL", 19: "RELU",
+    21: "RELU6", 22: "RESHAPE", 23: "RESIZE_BILINEAR", 25: "SOFTMAX", 28: "TANH", 34: "PAD",
+    39: "TRANSPOSE", 40: "MEAN", 41: "SUB", 45: "STRIDED_SLICE", 49: "SPLIT", 53: "CAST", 67: "TRANSPOSE_CONV",
+    70: "SHAPE", 83: "PACK", 97: "HARD_SWISH", 114: "QUANTIZE",
 }
 TENSOR_TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string", 6: "bool",
                 7: "int16", 9: "int8", 10: "float64"}
