@@ -18,19 +18,36 @@ def register(sub) -> None:
         "the trained one.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("arch", help="architecture string (see `mcunas estimate --help`)")
+    p.add_argument("arch", nargs="?", help="architecture string (see `mcunas estimate --help`)")
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--weights", help="trained Keras model (.keras) of the same architecture")
     p.add_argument("--data", help="calibration images: a dataset folder (vww01, person/non_person "
                    "or built set) or a .npy uint8 N×H×W×C array; default: seeded noise images")
     p.add_argument("--json", action="store_true", help="print JSON")
+    # Export a trained trial of a study instead of an ARCH (mcunas.query.winner).
+    from mcunas.cli.query import add_budget_flags
+
+    study = p.add_argument_group("trained winner of a study (instead of ARCH)")
+    study.add_argument("--study", help="study name: export one of its trained trials, with report.md")
+    study.add_argument("--storage", help="Optuna storage URL (default: results/<study>/study.journal)")
+    study.add_argument("--trial", type=int, help="the trial number to export")
+    study.add_argument("--best", action="store_true",
+                       help="the best trained trial (int8 accuracy, ties smaller SRAM) meeting the budget flags")
+    add_budget_flags(study, "for --best (unset: the campaign's own)")
     p.set_defaults(handler=run)
 
 
 def run(args) -> int:
     from mcunas.arch import parse_arch
+    from mcunas.errors import UserError
     from mcunas.export.bundle import export_arch
 
+    if args.study:
+        from mcunas.query.winner import export_from_args
+
+        return export_from_args(args)
+    if not args.arch or args.trial is not None or args.best:
+        raise UserError("give an ARCH string, or --study NAME with --trial N or --best")
     arch = parse_arch(args.arch)
     result = export_arch(arch, args.out, weights=args.weights, data=args.data)
     result["files"] = ", ".join(result["files"])
