@@ -147,24 +147,24 @@ def run(args) -> int:
 
 def _demo_data(folder: Path, n: int, seed: int) -> str:
     """Generate (once) the small synthetic person/not-person set used without --data."""
-    from mcunas.data.synth import write_synthetic_dataset
+    from mcunas.data.synth import synthesize
 
     if not (folder / "person").is_dir():
         print(f"mcunas: no --data given: generating {n} synthetic person/not-person images in {folder} "
               "(procedural drawings, not photos; see README)", flush=True)
-        write_synthetic_dataset(folder, n=n, seed=seed)
+        synthesize(folder, n=n, seed=seed)
     else:
         print(f"mcunas: no --data given: using the generated demo set in {folder}", flush=True)
     return str(folder)
 
 
 def _check_data(c) -> None:
-    """Fail fast (one line) on unreadable data, before any study is created."""
-    from mcunas.data import load_split
+    """Fail fast (one line) on a folder in no known format, before any study is created."""
+    from mcunas.data.formats import detect_format
 
     for path in (c.data, c.eval_data):
         if path:
-            load_split(path, "all", 32, 1)
+            detect_format(Path(path))
 
 
 def _export_winner(c) -> str | None:

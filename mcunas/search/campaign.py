@@ -242,7 +242,11 @@ class _Tally:
     rejected: int = 0
     failed: int = 0
     consecutive_rejections: int = 0
+    consecutive_failures: int = 0
+    last_failure: str = ""
     gave_up: bool = False
+
+MAX_CONSECUTIVE_FAILURES = 5  # then the setup, not the candidates, is broken
 
 
 def run_campaign(c: Campaign) -> dict:
@@ -296,8 +300,13 @@ def run_campaign(c: Campaign) -> dict:
             trial.set_user_attr("fail_reason", result["error"])
             tally.trained -= 1
             tally.failed += 1
+            tally.consecutive_failures += 1
+            tally.last_failure = f"{result['error']} (trial {trial.number})"
             progress.failed(trial.number, result["error"])
+            if tally.consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
+                study.stop()
             raise CandidateFailed(result["error"])
+        tally.consecutive_failures = 0
         for key, value in result.items():
             trial.set_user_attr(key, value)
         trained_before[arch] = result
@@ -315,6 +324,11 @@ def run_campaign(c: Campaign) -> dict:
     study.optimize(objective, timeout=c.timeout_s, callbacks=[after_trial], catch=(CandidateFailed,),
                    gc_after_trial=False)
     paths = write_results(study, c)
+    if tally.consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
+        raise UserError(
+            f"{tally.consecutive_failures} candidates in a row failed to train, last: {tally.last_failure}; "
+            f"fix the cause (worker logs in {c.out_dir / 'trials'}) and rerun the same command to resume"
+        )
     if tally.gave_up:
         raise UserError(
             f"{tally.consecutive_rejections} candidates in a row exceed {c.budget.describe()}; only "
