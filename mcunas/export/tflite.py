@@ -37,6 +37,10 @@ mcunas runs models in TFLM, not in either interpreter.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+
 import numpy as np
 
 from mcunas.errors import UserError
@@ -131,15 +135,31 @@ def convert_int8(model, representative_images: np.ndarray | None = None) -> byte
         for image in images:
             yield [preprocess(image[None])]
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    data = bytes(converter.convert())
+    with _quiet_stdout():  # the converter prints its SavedModel signature to stdout
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+        data = bytes(converter.convert())
     check_tflm_loadable(data)
     return data
+
+
+@contextlib.contextmanager
+def _quiet_stdout():
+    """Send Python- and C-level stdout to /dev/null, so ``--json`` output stays parseable."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def check_tflm_loadable(data: bytes) -> None:

@@ -1,0 +1,115 @@
+"""Export, TFLM measurement and the cost model against them (TensorFlow, slow)."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from conftest import assert_one_line_error, run_cli
+from mcunas.arch import parse_arch
+from mcunas.cost import estimate
+from mcunas.cost.flatbuffer import read_tflite
+from mcunas.cost.graph import build_graph
+from mcunas.cost.tflite_stats import tflite_macs
+
+# Small but complete: stem, residual inverted blocks (one on a 1×1 map), head conv.
+ARCH = ("in_r32_c3_relu6-cv_k3_s2_c8-ir_k3_s1_e1_c8_noskip-ir_r2_k3_s2_e3_c16-ir_k5_s2_e3_c24-"
+        "ir_k3_s2_e3_c32-ir_r2_k3_s2_e3_c40-cv_k1_s1_c128-gap-fc_c2")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    out = tmp_path_factory.mktemp("export")
+    proc = run_cli("export", ARCH, "--out", out, "--json")
+    assert proc.returncode == 0, proc.stderr
+    return out, json.loads(proc.stdout)
+
+
+@pytest.mark.slow
+def test_export_writes_every_artefact(exported):
+    out, result = exported
+    for name in ("model.keras", "model_int8.tflite", "model_data.h", "model_data.cc", "arch.txt"):
+        assert (out / name).is_file(), name
+    assert (out / "arch.txt").read_text().strip() == ARCH
+    header = (out / "model_data.h").read_text()
+    arena = int(re.search(r"kTensorArenaSize = (\d+);", header).group(1))
+    assert arena % 16 == 0 and 0 <= arena - result["tflm_arena_bytes"] < 16
+    source = (out / "model_data.cc").read_text()
+    assert "alignas(16) const unsigned char g_model_data[]" in source
+    data = (out / "model_int8.tflite").read_bytes()
+    assert f"g_model_data_len = {len(data)};" in source
+    assert source.count("0x") == len(data)
+
+
+@pytest.mark.slow
+def test_exported_model_is_full_int8_with_the_documented_input(exported):
+    out, _ = exported
+    model = read_tflite((out / "model_int8.tflite").read_bytes())
+    x = model.tensors[model.inputs[0]]
+    assert x.dtype == "int8" and x.zero_point == [-128]
+    assert abs(x.scale[0] - 1 / 255) < 1e-9
+    assert model.tensors[model.outputs[0]].dtype == "int8"
+
+
+@pytest.mark.slow
+def test_cost_model_matches_the_export_and_tflm(exported):
+    out, result = exported
+    arch = parse_arch(ARCH)
+    costs = estimate(arch)
+    model = read_tflite((out / "model_int8.tflite").read_bytes())
+    # MACs: cost model == independent count from the exported graph's shapes
+    assert tflite_macs(model) == costs["macs"]
+    graph = build_graph(arch)
+    graph_ops = [graph.nodes[n]["op"] for n in sorted(graph.nodes)]
+    assert [o.op for o in model.operators if o.op != "RESHAPE"] == graph_ops
+    assert abs(costs["sram_tflm_bytes"] - result["tflm_arena_bytes"]) <= 0.01 * result["tflm_arena_bytes"]
+    assert abs(costs["tflite_bytes"] - result["tflite_bytes"]) <= 0.01 * result["tflite_bytes"]
+
+
+@pytest.mark.slow
+def test_measure_cli_reports_arena_split_and_ops(exported):
+    out, result = exported
+    proc = run_cli("measure", out / "model_int8.tflite", "--json")
+    assert proc.returncode == 0, proc.stderr
+    measured = json.loads(proc.stdout)
+    assert measured["tflm_arena_bytes"] == result["tflm_arena_bytes"]
+    assert measured["tflm_head_bytes"] + measured["tflm_tail_bytes"] == measured["tflm_arena_bytes"]
+    assert measured["ops"][0] == "CONV_2D" and measured["ops"][-1] == "SOFTMAX"
+
+
+@pytest.mark.slow
+def test_softmax_abort_is_refused_on_export_and_reported_by_measure(tmp_path, monkeypatch):
+    import mcunas.export.tflite as tfl
+    from mcunas.errors import UserError
+    from mcunas.keras_model import build_keras_model
+
+    model = build_keras_model(parse_arch("in_r16_c1-cv_k3_s2_c8-gap-fc_c2"))
+    classifier = model.get_layer("classifier")
+    classifier.set_weights([np.zeros_like(w) for w in classifier.get_weights()])  # constant logits
+    with pytest.raises(UserError, match="2\\^-26"):
+        tfl.convert_int8(model)
+    monkeypatch.setattr(tfl, "check_tflm_loadable", lambda data: None)
+    path = tmp_path / "aborts.tflite"
+    path.write_bytes(tfl.convert_int8(model))
+    proc = run_cli("measure", path)
+    assert_one_line_error(proc, "SIGABRT")
+    assert str(path) in proc.stderr and "softmax input scale" in proc.stderr
+
+
+@pytest.mark.slow
+def test_estimate_tflite_rejects_float_models_and_unknown_ops(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from mcunas.export.tflite import convert_int8
+
+    inputs = keras.Input((8, 8, 1), batch_size=1)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="sigmoid")(inputs)
+    model = keras.Model(inputs, keras.layers.Softmax()(keras.layers.Dense(2)(keras.layers.Flatten()(x))))
+    float_path = tmp_path / "float.tflite"
+    float_path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    assert_one_line_error(run_cli("estimate", "--tflite", float_path), "not a full-int8 model")
+    sigmoid_path = tmp_path / "sigmoid.tflite"
+    sigmoid_path.write_bytes(convert_int8(model))
+    assert_one_line_error(run_cli("estimate", "--tflite", sigmoid_path), "LOGISTIC")
