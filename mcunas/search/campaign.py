@@ -199,7 +199,7 @@ def run_worker(c: Campaign, trial, arch: str, progress: Progress) -> dict:
     (job_dir / "job.json").write_text(json.dumps(job, indent=2))
     with (job_dir / "worker.log").open("w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "mcunas.train.worker", str(job_dir / "job.json")],
-                                stdout=log, stderr=subprocess.STDOUT)
+                                stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
         reported = 0
         try:
             while proc.poll() is None:
@@ -219,6 +219,17 @@ def run_worker(c: Campaign, trial, arch: str, progress: Progress) -> dict:
     if not result_file.exists():
         return {"error": f"worker exited with status {proc.returncode} and no result (see {job_dir / 'worker.log'})"}
     return json.loads(result_file.read_text())
+
+
+def _die_with_parent() -> None:
+    """Linux: the worker gets SIGKILL when the search process dies, so none trains on orphaned."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def _relay_epochs(job_dir: Path, trial, reported: int, progress: Progress) -> int:

@@ -61,4 +61,5 @@ def open_storage(url: str, heartbeat_s: int | None = None):
         ) from None
     except Exception as exc:  # SQLAlchemy raises many types for one cause: we cannot reach it
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot reach storage {redact(url)}: {reason}") from None
+        raise UserError(f"cannot reach storage {redact(url)}: {reason} "
+                        "(check host, port, database name, user and password)") from None
