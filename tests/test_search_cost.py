@@ -57,7 +57,7 @@ def test_a_study_with_other_objectives_is_refused_and_left_untouched(tmp_path):
     [
         (["--space", "resnet"], "unknown search space 'resnet'"),
         (["--sram", "250"], "needs a unit"),
-        (["--flash", "-1KB"], "negative"),
+        (["--flash=-1KB"], "negative"),
         (["--sram", "1KB"], "no member of space 'mobilenet_v2' fits"),
         (["--board", "esp32"], "unknown board 'esp32'"),
         (["--storage", "postgresql://mcunas:secret@127.0.0.1:9/none"], "cannot reach storage"),

@@ -34,8 +34,15 @@ BUDGET_HELP = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake in one line, like every other bad input."""
+
+    def error(self, message: str):
+        self.exit(2, f"mcunas: error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mcunas",
         description="Neural architecture search for microcontrollers: find tiny CNNs that fit "
         "an MCU's SRAM, flash and compute budget, train them on Visual Wake Words, export them.",

@@ -87,35 +87,40 @@ def open_study(c: Campaign):
     from mcunas.search.storage import open_storage
 
     storage = open_storage(c.storage_url, c.heartbeat_s)
-    existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
-    identity = _study_identity(c)
-    if c.study_name in existing:
-        stored = {k: existing[c.study_name].user_attrs.get(k) for k in identity}
-        for key in ("space", "objectives"):
-            if stored[key] != identity[key]:
-                raise UserError(
-                    f"study '{c.study_name}' exists with {key} {stored[key]!r}, not {identity[key]!r}: "
-                    f"rerun with the same --{'space' if key == 'space' else 'objectives'} or pick a new --study name"
-                )
-        n_before = existing[c.study_name].n_trials
-    else:
-        n_before = 0
+    summaries = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    n_before = summaries[c.study_name].n_trials if c.study_name in summaries else 0
     # A resumed run continues the random stream instead of replaying the first run's proposals.
-    sampler = make_sampler(c.sampler, None if c.seed is None else c.seed + n_before, len(c.objectives))
-    study = optuna.create_study(
-        study_name=c.study_name, storage=storage, load_if_exists=True, sampler=sampler,
-        pruner=make_pruner(c.pruner, c.objectives, c.epochs),
-        directions=[DIRECTIONS[o] for o in c.objectives],
-    )
-    recovered = recover_dead_trials(study)
-    if recovered:
-        print(f"mcunas: trials {recovered} were left RUNNING by a dead worker: failed and queued again", flush=True)
-    if c.study_name not in existing:
+    sampler = make_sampler(c.sampler, c.seed + n_before, len(c.objectives))
+    pruner = make_pruner(c.pruner, c.objectives, c.epochs)
+    identity = _study_identity(c)
+    try:  # exactly one of several workers starting at once creates the study
+        study = optuna.create_study(study_name=c.study_name, storage=storage, sampler=sampler, pruner=pruner,
+                                    directions=[DIRECTIONS[o] for o in c.objectives])
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=c.study_name, storage=storage, sampler=sampler, pruner=pruner)
+        _check_identity(study, identity, c)
+    else:
         for key, value in identity.items():
             study.set_user_attr(key, value)
         study.set_metric_names(c.objectives)
         enqueue_feasible_presets(study, c)
+    recovered = recover_dead_trials(study)
+    if recovered:
+        print(f"mcunas: trials {recovered} were left RUNNING by a dead worker: failed and queued again", flush=True)
     return study
+
+
+def _check_identity(study, identity: dict, c: Campaign) -> None:
+    """Refuse (one line, nothing written) to add to a study made for another space or objectives."""
+    stored = {k: study.user_attrs.get(k) for k in identity}
+    if stored["objectives"] is None and len(study.directions) != len(c.objectives):
+        stored["objectives"] = f"{len(study.directions)} objective(s)"
+    for key, flag in (("space", "--space"), ("objectives", "--objectives")):
+        if stored[key] is not None and stored[key] != identity[key]:
+            raise UserError(
+                f"study '{c.study_name}' exists with {key} {stored[key]!r}, not {identity[key]!r}: "
+                f"rerun with the same {flag} or pick a new --study name"
+            )
 
 
 def enqueue_feasible_presets(study, c: Campaign, limit: int = 2) -> list[str]:
