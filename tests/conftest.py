@@ -48,3 +48,14 @@ def shared_models():
     if not (SHARED / "models").is_dir():
         pytest.skip(f"reference models folder {SHARED / 'models'} is absent (../shared/models beside the repo)")
     return SHARED / "models"
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server for the session (started as the postgres user, loopback only)."""
+    from pg_server import pg_bin, postgres_server
+
+    if pg_bin() is None:
+        pytest.skip("PostgreSQL server binaries are not installed (.ci/run installs Debian's postgresql)")
+    with postgres_server() as url:
+        yield url
