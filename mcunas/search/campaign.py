@@ -205,11 +205,16 @@ def run_worker(c: Campaign, trial, arch: str, progress: Progress) -> dict:
     with (job_dir / "worker.log").open("w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "mcunas.train.worker", str(job_dir / "job.json")],
                                 stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
-        reported = 0
+        reported, last_stale_check = 0, time.monotonic()
         try:
             while proc.poll() is None:
                 time.sleep(0.5)
                 reported = _relay_epochs(job_dir, trial, reported, progress)
+                if c.heartbeat_s and time.monotonic() - last_stale_check > c.heartbeat_s:
+                    # Optuna only fails stale trials before a new trial starts; during a long training
+                    # this worker checks too, so a dead worker's candidate is queued again promptly.
+                    last_stale_check = time.monotonic()
+                    _fail_stale_trials(trial.study)
                 if reported and c.pruner != "none" and trial.should_prune():
                     proc.kill()
                     proc.wait()
@@ -224,6 +229,14 @@ def run_worker(c: Campaign, trial, arch: str, progress: Progress) -> dict:
     if not result_file.exists():
         return {"error": f"worker exited with status {proc.returncode} and no result (see {job_dir / 'worker.log'})"}
     return json.loads(result_file.read_text())
+
+
+def _fail_stale_trials(study) -> None:
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        optuna.storages.fail_stale_trials(study)
 
 
 def _die_with_parent() -> None:
