@@ -228,6 +228,20 @@ def tflm_probe(path, arena_bytes: int) -> str:
     return proc.stdout.strip().splitlines()[-1] if proc.returncode == 0 else f"crashed ({proc.returncode})"
 
 
+def test_export_trial_from_another_directory_finds_the_artefacts(trained_study, tmp_path):
+    """Stored paths are relative to where the campaign ran; the journal's location finds them."""
+    root, trials, _ = trained_study
+    number = ranked(trials, "paper")[-1].number
+    proc = run_cli("export", "--study", "tr", "--storage", root / "results" / "tr" / "study.journal",
+                   "--trial", number, "--out", tmp_path / "w", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    fig = json.loads(proc.stdout)
+    assert fig["trial"] == number
+    assert fig["tflm_arena_bytes"] == trials[number].user_attrs["tflm_arena_bytes_measured"]
+    assert (tmp_path / "w" / "model_int8.tflite").read_bytes() == \
+        (root / trials[number].user_attrs["tflite_path"]).read_bytes()
+
+
 @pytest.mark.parametrize("trial,fragment", [
     (2, "trial 2 of study 'tr' was rejected before training ("),
     (3, "trial 3 of study 'tr' failed (worker exited with status 134 and no result): it has no model"),

@@ -78,6 +78,16 @@ def test_board_sets_sram_and_flash(tmp_path):
     assert (budget["sram_bytes"], budget["flash_bytes"], budget["macs"]) == (256_000, 512_000, 60_000_000)
 
 
+def test_user_board_from_yaml(tmp_path):
+    boards = tmp_path / "boards.yaml"
+    boards.write_text("my-m33:\n  core: cortex-m33\n  clock_mhz: 160\n  sram: 192KiB\n  flash: 512KiB\n")
+    proc = run_cli("frontier", "--space", "mobilenet_v1", "--board", "my-m33", "--boards-file", boards,
+                   "--macs", "10M", "--n", 50, "--no-plot", "--json")
+    assert proc.returncode == 0, proc.stderr
+    budget = json.loads(proc.stdout)["budget"]
+    assert (budget["sram_bytes"], budget["flash_bytes"], budget["macs"]) == (192 * 1024, 512 * 1024, 10_000_000)
+
+
 def test_text_output_names_the_figures(tmp_path):
     proc = run_cli("frontier", "--space", "mnasnet", "--n", 100, "--plot", tmp_path / "m.png")
     assert proc.returncode == 0, proc.stderr

@@ -20,7 +20,7 @@ def studies(tmp_path_factory):
     root = tmp_path_factory.mktemp("query")
     for name, space, seed in (("v1", "mobilenet_v1", 1), ("v2", "mobilenet_v2", 2)):
         proc = run_cli("search", "--study", name, "--space", space, "--objectives", "capacity,sram",
-                       "--sampler", "random", "--seed", seed, "--n-trials", 30, "--budget-model", "paper",
+                       "--sampler", "random", "--seed", seed, "--n-trials", 20, "--budget-model", "paper",
                        cwd=root)
         assert proc.returncode == 0, proc.stderr
     return root

@@ -212,6 +212,16 @@ def report_md(f: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def export_study_best(study_name: str, storage_url: str | None, out_dir: str | Path,
+                      budget_model: str = "deployable") -> dict:
+    """The campaign's own winner export: best trained trial under the campaign's budget."""
+    from mcunas.cost.boards import load_boards
+    from mcunas.query.studies import load_study
+
+    study = load_study(study_name, storage_url)
+    return export_trial(study, pick_best(study, Limits(model=budget_model)), out_dir, load_boards())
+
+
 def export_from_args(args) -> int:
     """``mcunas export --study NAME (--trial N | --best [budget flags]) --out DIR``."""
     from mcunas.cli.output import print_figures
