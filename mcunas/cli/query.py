@@ -68,7 +68,7 @@ def run(args) -> int:
     elif none_fit:
         _print_nearest(result)
     else:
-        _print_text(result)
+        _print_text(result, args.top)
     if none_fit:
         names = ", ".join(s["study"] for s in result["studies"])
         near = [f"#{r['number']} ({r['over_by']})" for s in result["studies"] for r in s.get("nearest", [])[:3]]
@@ -124,7 +124,7 @@ def _print_nearest(result: dict) -> None:
     print("\n".join(out))
 
 
-def _print_text(result: dict) -> None:
+def _print_text(result: dict, top: int) -> None:
     out = [f"budget: {result['budget']['description']}", ""]
     studies = result["studies"]
     if len(studies) > 1:
@@ -148,8 +148,11 @@ def _print_text(result: dict) -> None:
         if s["best"]:
             out.append(f"  best {len(s['best'])} (* = on the Pareto front; m = measured in TFLM, else predicted):")
             out += _table(s["best"], {r["number"] for r in s["pareto"]})
-            out.append(f"  Pareto set under the budget ({len(s['pareto'])}):")
-            out += _table(s["pareto"])
+            front = s["pareto"]
+            step = -(-len(front) // top)
+            out.append(f"  Pareto set under the budget ({len(front)}"
+                       + (f"; every {step}th and the last shown, --json lists all" if step > 1 else "") + "):")
+            out += _table(front[::step] + ([front[-1]] if (len(front) - 1) % step else []))
         elif s.get("nearest"):
             out.append("  nearest trials (by how far over budget):")
             out += _table(s["nearest"])
