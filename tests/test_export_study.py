@@ -207,6 +207,7 @@ def test_export_best_runs_in_tflm_with_its_arena_constant(trained_study, tmp_pat
     assert f"{fig['tflm_arena_bytes']:,}" in report and f"{len(tflite):,}" in report
     assert f"{best.user_attrs['int8_accuracy']:.4f}" in report and "Board fit" in report
     assert "nucleo-f746zg" in report
+    assert "`AddConv2D()`, `AddDepthwiseConv2D()`" in report and "`AddSoftmax()`" in report
 
 
 def tflm_probe(path, arena_bytes: int) -> str:

@@ -140,6 +140,7 @@ def export_trial(study: StudyTrials, row: pd.Series, out_dir: str | Path, boards
         "tflm_arena_bytes_at_training": None if pd.isna(row.tflm_arena_bytes_measured)
         else int(row.tflm_arena_bytes_measured),
         "origin": origin,
+        "ops": list(dict.fromkeys(measured["ops"])),
         "boards": board_fit(boards, measured["tflm_arena_bytes"], len(tflite)),
         "board": board.name if board else None,
         "files": sorted(p.name for p in out.iterdir()),
@@ -171,6 +172,11 @@ def _delta(predicted, measured) -> str:
     return f"{predicted - measured:+,} ({(predicted - measured) / measured:+.2%})"
 
 
+def resolver_method(op: str) -> str:
+    """TFLM's ``MicroMutableOpResolver`` method for a builtin op: ``DEPTHWISE_CONV_2D`` -> ``AddDepthwiseConv2D``."""
+    return "Add" + "".join(part if part[0].isdigit() else part.capitalize() for part in op.split("_"))
+
+
 def report_md(f: dict) -> str:
     p = f["predicted"]
     lines = [
@@ -195,6 +201,9 @@ def report_md(f: dict) -> str:
         f"`kTensorArenaSize` in `model_data.h` = {f['k_tensor_arena_size']:,} B: the smallest arena this exact file "
         "allocates in (TFLM `tflite_micro` pip package, x86-64, binary search), rounded up to 16. On a 32-bit MCU "
         "pointers are 4 bytes, so the persistent tail there is somewhat smaller; this size is then a safe upper bound.",
+        "",
+        f"Register these {len(f['ops'])} ops in a `tflite::MicroMutableOpResolver<{len(f['ops'])}>`: "
+        + ", ".join(f"`{resolver_method(op)}()`" for op in f["ops"]) + ".",
         "",
         "## Board fit (measured arena vs SRAM, file vs flash)", "",
         "Flash must also hold the application and TFLM itself (tens of KB), so leave room beyond the file.", "",
@@ -239,7 +248,8 @@ def export_from_args(args) -> int:
     row = pick_trial(study, args.trial) if args.trial is not None else pick_best(study, limits)
     board = boards[args.board] if args.board else None
     figures = export_trial(study, row, args.out, boards, board, data=getattr(args, "data", None))
-    flat = {k: v for k, v in figures.items() if k not in ("predicted", "boards", "files")}
+    flat = {k: v for k, v in figures.items() if k not in ("predicted", "boards", "files", "ops")}
+    flat["ops"] = ", ".join(figures["ops"])
     flat.update({f"predicted_{k}": v for k, v in figures["predicted"].items()})
     flat["fits_boards"] = ", ".join(b["board"] for b in figures["boards"] if b["fits"]) or "none"
     flat["files"] = ", ".join(figures["files"])
