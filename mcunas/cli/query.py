@@ -69,11 +69,15 @@ def run(args) -> int:
         _print_nearest(result)
     else:
         _print_text(result, args.top)
+    if none_fit and not any(s["candidates"] for s in result["studies"]):
+        counts = "; ".join(f"{s['study']}: " + ", ".join(f"{v} {k}" for k, v in s["status_counts"].items())
+                           for s in result["studies"])
+        raise UserError(f"no trial has been trained yet, so no budget can be answered ({counts or 'no trials'})")
     if none_fit:
         names = ", ".join(s["study"] for s in result["studies"])
         near = [f"#{r['number']} ({r['over_by']})" for s in result["studies"] for r in s.get("nearest", [])[:3]]
         raise UserError(f"no trial of {names} meets {'; '.join(s['budget']['description'] for s in result['studies'])}"
-                        + (f"; nearest: {', '.join(near)}" if near else "; the study has no rankable trials"))
+                        + (f"; nearest: {', '.join(near)}" if near else ""))
     return 0
 
 
@@ -121,7 +125,8 @@ def _print_nearest(result: dict) -> None:
         if s.get("nearest"):
             out.append(f"study {s['study']}: nearest trials to {s['budget']['description']} (by how far over):")
             out += _table(s["nearest"])
-    print("\n".join(out))
+    if out:
+        print("\n".join(out))
 
 
 def _print_text(result: dict, top: int) -> None:

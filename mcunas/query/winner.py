@@ -62,6 +62,9 @@ def pick_best(study: StudyTrials, limits: Limits) -> pd.Series:
         raise UserError(f"study '{study.name}' is cost-only (objectives {','.join(study.objectives)}): "
                         "no trial was trained, so there is no model to export")
     answer = study_answer(study, limits, top=1)
+    if not answer["candidates"]:
+        counts = ", ".join(f"{v} {k}" for k, v in answer["status_counts"].items()) or "no trials"
+        raise UserError(f"study '{study.name}' has no trained trial yet ({counts}): nothing to export")
     if not answer["best"]:
         near = ", ".join(f"#{r['number']} ({r['over_by']})" for r in answer.get("nearest", [])[:3])
         raise UserError(f"no trained trial of study '{study.name}' meets {answer['budget']['description']}"
