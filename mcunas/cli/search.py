@@ -169,14 +169,8 @@ def _check_data(c) -> None:
 
 def _export_winner(c) -> str | None:
     """Export the best trained trial to results/<study>/winner/ (Keras, int8, C array, report)."""
-    import pandas as pd
+    from mcunas.query.winner import export_study_best
 
-    from mcunas.export import export_trained
-
-    trials = pd.read_csv(c.out_dir / "pareto.csv") if (c.out_dir / "pareto.csv").exists() else None
-    if trials is None or trials.empty:
-        return None
-    best = trials.sort_values(["int8_accuracy", c.budget.sram_key], ascending=[False, True]).iloc[0]
     out = c.out_dir / "winner"
-    export_trained(best["arch"], best["keras_path"], out, data=c.data)
+    export_study_best(c.study_name, c.storage_url, out, c.budget.model)
     return str(out)

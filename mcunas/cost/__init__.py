@@ -1,7 +1,7 @@
 """The pure-Python cost model: what a candidate costs before any training.
 
 Nothing in this package imports TensorFlow; a candidate is costed in well
-under a millisecond from its :class:`~mcunas.arch.Arch` alone.
+a few milliseconds from its :class:`~mcunas.arch.Arch` alone.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def estimate(arch: Arch, board: Board | None = None, mbv2_slices: int = 1) -> di
         "weight_bytes": params,
         "sram_paper_bytes": paper_peak_bytes(sliced),
     }
-    exported = arch_tflite_model(arch)
+    exported = arch_tflite_model(arch, graph)
     out["tflite_bytes"] = tflite_bytes(exported)
     out["sram_tflm_bytes"] = predict_arena(exported)["sram_tflm_bytes"]
     if board is not None:

@@ -78,9 +78,12 @@ def _names(op: str, layer: str, act: str | None) -> tuple[str, str, str]:
     return weights, bias, bias + "1"
 
 
-def arch_tflite_model(arch: Arch) -> TfliteModel:
-    """The exporter's ``.tflite`` structure for ``arch`` (no weight values)."""
-    graph = build_graph(arch)
+def arch_tflite_model(arch: Arch, graph=None) -> TfliteModel:
+    """The exporter's ``.tflite`` structure for ``arch`` (no weight values).
+
+    ``graph`` is ``build_graph(arch)`` when the caller has it already.
+    """
+    graph = graph if graph is not None else build_graph(arch)
     shapes = graph.graph["tensors"]
     consts: list[Tensor] = []
     acts: list[Tensor] = [_activation("serving_default_image:0", (1, *shapes["input"]))]

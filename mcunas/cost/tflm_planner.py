@@ -21,7 +21,9 @@ Rules (tflite-micro ``micro_allocation_info.cc`` and
 
 from __future__ import annotations
 
+from bisect import insort_right
 from dataclasses import dataclass
+from operator import itemgetter
 
 ALIGN_BYTES = 16
 
@@ -35,6 +37,9 @@ class Buffer:
     bytes: int
     first: int
     last: int
+
+
+_offset = itemgetter(0)
 
 
 def plan_offsets(buffers: list[Buffer]) -> list[int]:
@@ -53,8 +58,7 @@ def plan_offsets(buffers: list[Buffer]) -> list[int]:
                 break
             candidate = max(candidate, offset + other.bytes)
         offsets[i] = candidate
-        placed.append((candidate, i))
-        placed.sort(key=lambda p: p[0])
+        insort_right(placed, (candidate, i), key=_offset)  # after equal offsets, as a stable sort would
     return offsets
 
 
