@@ -125,16 +125,7 @@ def _check_identity(study, identity: dict, c: Campaign) -> None:
 
 def enqueue_feasible_presets(study, c: Campaign, limit: int = 2) -> list[str]:
     """Seed a new study with the space's reference nets that fit, largest first."""
-    from mcunas.spaces import ReferenceTrial
-
-    class Recorder(ReferenceTrial):
-        def __init__(self, overrides):
-            super().__init__(overrides)
-            self.params = {}
-
-        def suggest_categorical(self, name, choices):
-            self.params[name] = value = super().suggest_categorical(name, choices)
-            return value
+    from mcunas.spaces import RecordingTrial, ReferenceTrial
 
     spec = c.space.spec
     found = []
@@ -142,7 +133,7 @@ def enqueue_feasible_presets(study, c: Campaign, limit: int = 2) -> list[str]:
         for resolution in (96, 128, 160):
             if resolution not in spec["input"]["resolution"]:
                 continue
-            rec = Recorder({"width": width, "resolution": resolution})
+            rec = RecordingTrial(ReferenceTrial({"width": width, "resolution": resolution}))
             costs = estimate(sample_arch(c.space, rec))
             if not c.budget.violations(costs):
                 found.append((costs["macs"], rec.params))
