@@ -59,6 +59,7 @@ def register(sub) -> None:
     a("--max-rejections", type=int, help="stop after this many consecutive over-budget candidates (default 2000)")
     a("--results-dir", help="where results/<study>/ goes (default results)")
     a("--heartbeat", type=int, help="RDB storage heartbeat in seconds (dead workers' trials fail after 2x)")
+    a("--demo-images", type=int, help="images in the generated set used without --data (default 800)")
     a("--no-export-winner", dest="export_winner", action="store_false", default=None,
       help="do not export the best trial at the end")
     a("--json", action="store_true", help="print the run's figures as JSON")

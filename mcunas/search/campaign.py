@@ -102,7 +102,9 @@ def open_study(c: Campaign):
     else:
         for key, value in identity.items():
             study.set_user_attr(key, value)
-        study.set_metric_names(c.objectives)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "experimental" since Optuna 3.2, still there in 5
+            study.set_metric_names(c.objectives)
         enqueue_feasible_presets(study, c)
     recovered = recover_dead_trials(study)
     if recovered:
@@ -246,8 +248,10 @@ def _relay_epochs(job_dir: Path, trial, reported: int, progress: Progress) -> in
     if not path.exists():
         return reported
     lines = [ln.split() for ln in path.read_text().splitlines() if ln.startswith("epoch ")]
+    single = len(trial.study.directions) == 1  # Optuna takes intermediate values only then
     for _, epoch, acc in lines[reported:]:
-        trial.report(float(acc), int(epoch))
+        if single:
+            trial.report(float(acc), int(epoch))
         progress.epoch(trial.number, int(epoch), float(acc))
     return len(lines)
 

@@ -18,7 +18,7 @@ import os
 import time
 from pathlib import Path
 
-from mcunas.train.recipes import RECIPES, compile_for_recipe  # noqa: F401  (public surface)
+from mcunas.train.recipes import BN_MOMENTUM, RECIPES, compile_for_recipe  # noqa: F401  (public surface)
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -54,7 +54,7 @@ def train_candidate(job: dict, on_epoch=None) -> dict:
     x_eval, y_eval = load_split(eval_source, "eval" if not job.get("eval_data") else "all", size, channels)
 
     keras.utils.set_random_seed(int(job["seed"]))
-    model = build_keras_model(arch, batch_size=None)
+    model = build_keras_model(arch, bn_momentum=BN_MOMENTUM[job["recipe"]], batch_size=None)
     steps_per_epoch = max(1, len(x_train) // job["batch"])
     compile_for_recipe(model, job["recipe"], steps_per_epoch, job["epochs"])
     train_ds = make_train_dataset(x_train, y_train, job["batch"], seed=int(job["seed"]))
