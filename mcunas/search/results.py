@@ -56,7 +56,8 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _plot(trained: pd.DataFrame, rejected: pd.DataFrame, x: str, label: str, path: Path) -> None:
+def _plot(trained: pd.DataFrame, rejected: pd.DataFrame, x: str, label: str, path: Path,
+          limit: float | None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -73,6 +74,8 @@ def _plot(trained: pd.DataFrame, rejected: pd.DataFrame, x: str, label: str, pat
         front = trained[pareto_mask(trained, ["int8_accuracy"], [x])].sort_values(x)
         ax.step(front[x] / scale, front["int8_accuracy"], where="post", color="tab:red", lw=1.5)
         ax.scatter(front[x] / scale, front["int8_accuracy"], color="tab:red", s=34, label="Pareto front")
+    if limit is not None:
+        ax.axvline(limit / scale, color="0.4", ls="--", lw=1, label="budget")
     ax.set_xlabel(label)
     ax.set_ylabel("int8 accuracy (eval split)")
     ax.grid(alpha=0.3)
@@ -98,10 +101,11 @@ def write_results(study, campaign) -> dict:
         front = trained[pareto_mask(trained, ["int8_accuracy"], [budget.sram_key])].sort_values(budget.sram_key)
         _write_csv(front, out / "pareto.csv")
         paths["pareto_csv"] = str(out / "pareto.csv")
-        for x, label, name in ((budget.sram_key, f"peak SRAM, KB ({budget.sram_key})", "pareto_sram.png"),
-                               (budget.flash_key, f"flash, KB ({budget.flash_key})", "pareto_flash.png"),
-                               ("macs", "MACs (millions)", "pareto_macs.png")):
-            _plot(trained, rejected, x, label, out / name)
+        for x, label, name, limit in (
+                (budget.sram_key, f"peak SRAM, KB ({budget.sram_key})", "pareto_sram.png", budget.sram_bytes),
+                (budget.flash_key, f"flash, KB ({budget.flash_key})", "pareto_flash.png", budget.flash_bytes),
+                ("macs", "MACs (millions)", "pareto_macs.png", budget.macs)):
+            _plot(trained, rejected, x, label, out / name, limit)
             paths.setdefault("pngs", []).append(str(out / name))
     else:
         feasible = df[(df.status == "trained") & df.feasible]
