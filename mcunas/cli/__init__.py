@@ -20,6 +20,8 @@ COMMANDS = [
     "sample",
     "presets",
     "boards",
+    "data",
+    "evaluate",
     "search",
     "bench",
     "query",

@@ -65,6 +65,7 @@ def build(sources: list[tuple[str, str]], out: str, classes: list[str] = ("perso
     for images_dir, _ in sources:
         if not Path(images_dir).is_dir():
             raise UserError(f"--images {images_dir} is not a folder")
+    _check_out(Path(out))
     channels = 1 if grayscale else 3
     rows, skipped, unmatched = _label_rows(sources, list(classes), threshold, area, eval_ids)
     out_dir = Path(out)
@@ -106,14 +107,27 @@ def build(sources: list[tuple[str, str]], out: str, classes: list[str] = ("perso
     return figures
 
 
+def _check_out(out: Path) -> None:
+    """Refuse an ``--out`` that holds anything but an earlier build: a build overwrites its files."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder (new, empty or an earlier build)")
+    own = {"manifest.csv", "skipped.csv", "build.json", "cache"}
+    if out.is_dir() and any(p.name not in own and not p.name.startswith(".") for p in out.iterdir()):
+        raise UserError(f"--out {out} exists and is not an earlier `mcunas data build` folder; "
+                        "choose a new or empty folder")
+
+
 def _label_rows(sources, classes, threshold, area, eval_ids):
     """Rows for every annotated image (train first, then eval), skipped duplicates, unmatched eval ids."""
+    indexed = [(images_dir, annotations, load_coco(Path(annotations))) for images_dir, annotations in sources]
+    found = [class_ids(coco, classes) for _, _, coco in indexed]
+    if not any(found):  # checked before any warning, so the error is the only line
+        names = category_names(indexed[-1][2])
+        raise UserError(f"unknown class {', '.join(repr(c) for c in classes)}: no annotations file has it; "
+                        f"COCO names look like {', '.join(names[:6])}, …")
+    wanted = read_eval_ids(Path(eval_ids)) if eval_ids else None
     labelled = []
-    known = set()
-    for images_dir, annotations in sources:
-        coco = load_coco(Path(annotations))
-        ids = class_ids(coco, classes)
-        known.update(ids)
+    for (images_dir, annotations, coco), ids in zip(indexed, found):
         if ids and len(ids) < len(classes):
             warn(f"{annotations} has no category {', '.join(c for c in classes if c not in ids)}; "
                  f"its images are labelled by {', '.join(ids)} only")
@@ -121,11 +135,6 @@ def _label_rows(sources, classes, threshold, area, eval_ids):
             warn(f"{annotations} has none of the categories {', '.join(classes)}; all its images are label 0")
         for item in label_images(coco, list(ids.values()), threshold, area):
             labelled.append((item, str(annotations), Path(images_dir) / item.file_name))
-        names = category_names(coco)
-    if not known:
-        raise UserError(f"unknown class {', '.join(repr(c) for c in classes)}: no annotations file has it; "
-                        f"COCO names look like {', '.join(names[:6])}, …")
-    wanted = read_eval_ids(Path(eval_ids)) if eval_ids else None
     seen, rows, skipped = set(), [], []
     for item, source, path in labelled:
         if item.image_id in seen:

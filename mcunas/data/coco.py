@@ -45,6 +45,8 @@ def load_coco(path: Path):
         data = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise UserError(f"annotations file {path} does not exist") from None
+    except OSError as exc:
+        raise UserError(f"cannot read annotations file {path}: {exc.strerror}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"annotations file {path} is not JSON ({exc}); pass a COCO "
                         "instances_*.json file") from None
