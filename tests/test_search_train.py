@@ -23,9 +23,10 @@ TINY = str(REPO / "tests/spaces/tiny.yaml")
 
 @pytest.fixture(scope="module")
 def synth_data(tmp_path_factory):
+    from mcunas.data.synth import synthesize
+
     out = tmp_path_factory.mktemp("synth") / "data"
-    proc = run_cli("data", "synth", "--out", out, "--n", "160", "--resolution", "48", "--seed", "3")
-    assert proc.returncode == 0, proc.stderr
+    synthesize(out, n=160, resolution=48, seed=3)
     return out
 
 

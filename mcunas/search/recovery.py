@@ -55,12 +55,12 @@ def recover_dead_trials(study) -> list[int]:
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            try:
+            try:  # the reason first: a finished trial takes no more attributes
+                study._storage.set_trial_user_attr(t._trial_id, "fail_reason",
+                                                   f"worker {who['host']}:{who['pid']} died (found on restart)")
                 study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue  # another process recovered it first
-            study._storage.set_trial_user_attr(t._trial_id, "fail_reason",
-                                               f"worker {who['host']}:{who['pid']} died (found on restart)")
         retry_callback()(study, study._storage.get_trial(t._trial_id))
         recovered.append(t.number)
     return recovered
