@@ -1,0 +1,56 @@
+"""``mcunas train``: train, int8-export, evaluate and measure one architecture.
+
+The same code path a campaign runs for every candidate that fits
+(:func:`mcunas.train.train_candidate`), for a baseline such as the MLPerf
+reference layout trained with the same recipe as a campaign's winner.
+"""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train one architecture and report float and int8 accuracy",
+        description="Train an architecture string or preset with a campaign's recipe, export it to "
+        "full-int8, and print its float and int8 eval accuracy and TFLM arena. Files go to --out.",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("arch", nargs="?", help="architecture string")
+    src.add_argument("--preset", help="a named preset, e.g. mlperf-vww")
+    p.add_argument("--data", required=True, help="training data (any format `mcunas search --data` takes)")
+    p.add_argument("--eval-data", help="separate evaluation data (default: the eval split of --data)")
+    p.add_argument("--out", required=True, help="folder for model.keras and model_int8.tflite")
+    p.add_argument("--epochs", type=int, default=3, help="epochs (default 3)")
+    p.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
+    p.add_argument("--recipe", choices=["fast", "paper"], default="fast", help="training recipe (default fast)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from mcunas.arch import parse_arch
+    from mcunas.cli.output import print_figures
+    from mcunas.data.formats import detect_format
+    from mcunas.errors import UserError
+    from mcunas.presets import preset_arch
+    from mcunas.train import train_candidate
+
+    arch = preset_arch(args.preset) if args.preset else parse_arch(args.arch)
+    for path in (args.data, args.eval_data):
+        if path:
+            detect_format(Path(path))
+    if min(args.epochs, args.batch) < 1:
+        raise UserError("--epochs and --batch must be at least 1")
+    job = {"arch": str(arch), "data": args.data, "eval_data": args.eval_data, "epochs": args.epochs,
+           "batch": args.batch, "recipe": args.recipe, "seed": args.seed, "out_dir": args.out}
+
+    def on_epoch(epoch: int, accuracy: float) -> None:
+        print(f"mcunas: epoch {epoch}: float val accuracy {accuracy:.3f}", flush=True)
+
+    result = train_candidate(job, on_epoch)
+    print_figures({"arch": str(arch), **result}, args.json)
+    return 0
