@@ -22,6 +22,7 @@ COMMANDS = [
     "boards",
     "data",
     "evaluate",
+    "train",
     "search",
     "bench",
     "query",
