@@ -49,9 +49,10 @@ def train_candidate(job: dict, on_epoch=None) -> dict:
     out_dir = Path(job["out_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)
     size, channels = arch.resolution, arch.in_channels
-    x_train, y_train = load_split(job["data"], "train", size, channels)
-    eval_source = job.get("eval_data") or job["data"]
-    x_eval, y_eval = load_split(eval_source, "eval" if not job.get("eval_data") else "all", size, channels)
+    # With separate eval data, all of --data trains; otherwise its own train/eval split is used.
+    separate_eval = bool(job.get("eval_data"))
+    x_train, y_train = load_split(job["data"], "all" if separate_eval else "train", size, channels)
+    x_eval, y_eval = load_split(job["eval_data"] or job["data"], "all" if separate_eval else "eval", size, channels)
 
     keras.utils.set_random_seed(int(job["seed"]))
     model = build_keras_model(arch, bn_momentum=BN_MOMENTUM[job["recipe"]], batch_size=None)
