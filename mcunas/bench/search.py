@@ -73,7 +73,7 @@ def run(args) -> int:
             macs = np.array([t.user_attrs["costs"]["macs"] for t in ok], dtype=float)
             sram = np.array([t.user_attrs["costs"][budget.sram_key] for t in ok], dtype=float)
             hvs.append(hypervolume_2d(macs, sram, budget.macs, budget.sram_bytes) if len(ok) else 0.0)
-        quality[name] = {"hypervolume_median": statistics.median(hvs), "runs": [round(h, 4) for h in hvs]}
+        quality[name] = {"hypervolume_median": float(statistics.median(hvs)), "runs": [round(float(h), 4) for h in hvs]}
     base = quality.get("random", {}).get("hypervolume_median")
     for q in quality.values():
         q["ratio_vs_random"] = round(q["hypervolume_median"] / base, 3) if base else None
