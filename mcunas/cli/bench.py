@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-BENCHES = ["cost", "search", "fidelity"]
+BENCHES = ["cost", "search", "fidelity", "data"]
 
 
 def register(sub) -> None:
