@@ -50,7 +50,7 @@ def register(sub) -> None:
     b.add_argument("--class", dest="classes", action="append", metavar="NAME",
                    help="COCO category of interest (default person); repeat for 'any of these'")
     b.add_argument("--threshold", type=float, default=0.005,
-                   help="smallest object area as a fraction of the image area (default 0.005)")
+                   help="an object must cover more than this fraction of the image area (default 0.005)")
     b.add_argument("--area", choices=("segmentation", "bbox"), default="segmentation",
                    help="object area: the annotation's mask area (default, reference builder) or its box")
     b.add_argument("--resolution", type=int, action="append", metavar="R",
