@@ -104,3 +104,20 @@ def test_pipeline_reads_a_memory_mapped_cache(tf, tmp_path, monkeypatch):
     xs, ys = collect(make_train_dataset(images, labels, 4, seed=0))
     assert [x.shape for x in xs] == [(4, 32, 32, 1), (4, 32, 32, 1), (2, 32, 32, 1)]
     assert sorted(np.concatenate(ys).tolist()) == sorted(labels.tolist())
+
+
+def test_bench_data_runs_and_reports_both_feeds(tmp_path, monkeypatch):
+    """A smoke run of `mcunas bench data` (figures are not asserted: the machines are shared)."""
+    import json
+
+    from conftest import run_cli
+    from mcunas.data.synth import synthesize
+
+    monkeypatch.setenv("MCUNAS_CACHE_DIR", str(tmp_path / "cache"))
+    synthesize(tmp_path / "s", n=64, resolution=96)
+    proc = run_cli("bench", "data", "--data", tmp_path / "s", "--rounds", "1", "--json")
+    assert proc.returncode == 0, proc.stderr
+    fig = json.loads(proc.stdout)
+    assert fig["images"] == 64 and len(fig["cached_epochs"]) == len(fig["in_memory_epochs"]) == 1
+    assert fig["cached_augmented_img_per_s"] > 0 and fig["in_memory_img_per_s"] > 0 and fig["ratio"] > 0
+    assert "build_img_per_s" in fig or fig["build"].startswith("skipped")
