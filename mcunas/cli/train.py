@@ -30,6 +30,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    import sys
     from pathlib import Path
 
     from mcunas.arch import parse_arch
@@ -49,7 +50,7 @@ def run(args) -> int:
            "batch": args.batch, "recipe": args.recipe, "seed": args.seed, "out_dir": args.out}
 
     def on_epoch(epoch: int, accuracy: float) -> None:
-        print(f"mcunas: epoch {epoch}: float val accuracy {accuracy:.3f}", flush=True)
+        print(f"mcunas: epoch {epoch}: float val accuracy {accuracy:.3f}", file=sys.stderr, flush=True)
 
     result = train_candidate(job, on_epoch)
     print_figures({"arch": str(arch), **result}, args.json)
