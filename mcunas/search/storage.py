@@ -75,6 +75,28 @@ def redact(url: str) -> str:
     return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", url)
 
 
+def _rdb_storage(url: str, kwargs: dict, attempts: int = 5):
+    """RDBStorage, retried when workers started together race to create Optuna's tables.
+
+    On a fresh database every worker runs ``CREATE TABLE``; all but one can
+    fail with a duplicate-key error from the catalogue.  The tables exist by
+    then, so a short retry succeeds.
+    """
+    import random
+    import time
+
+    import optuna
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - only the table-creation race is retried
+            text = str(exc)
+            if attempt == attempts - 1 or ("duplicate key" not in text and "already exists" not in text):
+                raise
+            time.sleep(0.2 + random.random())
+
+
 def open_storage(url: str, heartbeat_s: int | None = None):
     """An Optuna storage for ``url``; unreachable databases become one clear line."""
     import optuna
@@ -100,7 +122,7 @@ def open_storage(url: str, heartbeat_s: int | None = None):
     if url.startswith("postgresql"):
         kwargs["engine_kwargs"] = {"connect_args": {"connect_timeout": 10}}
     try:
-        return optuna.storages.RDBStorage(url, **kwargs)
+        return _rdb_storage(url, kwargs)
     except ModuleNotFoundError as exc:
         raise UserError(
             f"storage {redact(url)} needs the '{exc.name}' driver: pip install 'mcunas[postgres]'"
