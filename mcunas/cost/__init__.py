@@ -16,7 +16,7 @@ from mcunas.cost.tflite_size import tflite_bytes
 from mcunas.cost.tflm_arena import predict_arena
 
 
-def estimate(arch: Arch, board: Board | None = None, mbv2_slices: int = 1) -> dict:
+def estimate(arch: Arch, board: Board | None = None, mbv2_slices: int = 1, deployable: bool = True) -> dict:
     """All cost figures of ``arch``, in bytes, counts or milliseconds.
 
     * ``macs``: multiply-accumulates of convs, depthwise convs and the classifier.
@@ -32,6 +32,9 @@ def estimate(arch: Arch, board: Board | None = None, mbv2_slices: int = 1) -> di
     * ``sram_tflm_bytes``: predicted TFLM arena, the greedy-planned head plus
       the persistent tail (:mod:`mcunas.cost.tflm_arena`).
     * ``latency_ms``: only with a board (see :mod:`mcunas.cost.latency`).
+
+    ``deployable=False`` leaves out the two deployable figures (the paper's
+    figures alone cost about half the time).
     """
     graph = build_graph(arch)
     nodes = graph.nodes.values()
@@ -47,9 +50,10 @@ def estimate(arch: Arch, board: Board | None = None, mbv2_slices: int = 1) -> di
         "weight_bytes": params,
         "sram_paper_bytes": paper_peak_bytes(sliced),
     }
-    exported = arch_tflite_model(arch, graph)
-    out["tflite_bytes"] = tflite_bytes(exported)
-    out["sram_tflm_bytes"] = predict_arena(exported)["sram_tflm_bytes"]
+    if deployable:
+        exported = arch_tflite_model(arch, graph)
+        out["tflite_bytes"] = tflite_bytes(exported)
+        out["sram_tflm_bytes"] = predict_arena(exported)["sram_tflm_bytes"]
     if board is not None:
         out["board"] = board.name
         out["latency_ms"] = round(latency_ms(macs, board), 1)

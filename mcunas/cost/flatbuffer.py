@@ -18,6 +18,7 @@ by its elements.  Field numbers below follow ``tensorflow/lite/schema/schema.fbs
 from __future__ import annotations
 
 import struct
+from math import prod
 from dataclasses import dataclass, field
 
 from mcunas.errors import UserError
@@ -38,7 +39,7 @@ TYPE_BYTES = {"float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8, "b
 ACTIVATIONS = {0: None, 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}
 
 
-@dataclass
+@dataclass(slots=True)
 class Tensor:
     name: str
     shape: tuple[int, ...]
@@ -50,13 +51,10 @@ class Tensor:
 
     @property
     def nbytes(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n * TYPE_BYTES.get(self.dtype, 1)
+        return prod(self.shape) * TYPE_BYTES.get(self.dtype, 1)
 
 
-@dataclass
+@dataclass(slots=True)
 class Operator:
     op: str
     inputs: list[int]

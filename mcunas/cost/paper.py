@@ -16,7 +16,7 @@ from mcunas.cost.graph import tensor_bytes
 
 def paper_peak_bytes(graph: nx.DiGraph) -> int:
     """Peak of (inputs + output + tensors alive for later ops) over all ops."""
-    tensors = graph.graph["tensors"]
+    size = {t: tensor_bytes(shape) for t, shape in graph.graph["tensors"].items()}
     last_use: dict[str, int] = {}
     for node, data in graph.nodes(data=True):
         for t in data["inputs"]:
@@ -25,7 +25,7 @@ def paper_peak_bytes(graph: nx.DiGraph) -> int:
     peak = 0
     for node, data in graph.nodes(data=True):
         live = alive | set(data["inputs"]) | {data["output"]}
-        peak = max(peak, sum(tensor_bytes(tensors[t]) for t in live))
+        peak = max(peak, sum(size[t] for t in live))
         alive.add(data["output"])
         alive = {t for t in alive if last_use.get(t, -1) > node}
     return peak

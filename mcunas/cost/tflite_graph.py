@@ -136,14 +136,10 @@ def arch_tflite_model(arch: Arch, graph=None) -> TfliteModel:
             raise ValueError(f"no .tflite layout known for {op}")
 
     # Layout: input, constants, then the other activations.
-    def pos(ref: tuple[str, int]) -> int:
-        kind, i = ref
-        if kind == "c":
-            return 1 + i
-        return 0 if i == 0 else len(consts) + i
-
+    n = len(consts)
     tensors = [acts[0], *consts, *acts[1:]]
-    operators = [Operator(op=op, inputs=[pos(r) for r in ins], outputs=[pos(("a", o)) for o in outs],
-                          options=opts) for op, ins, outs, opts in ops]
+    operators = [Operator(op=op, inputs=[1 + i if kind == "c" else (n + i if i else 0) for kind, i in ins],
+                          outputs=[n + o if o else 0 for o in outs], options=opts)
+                 for op, ins, outs, opts in ops]
     return TfliteModel(tensors=tensors, operators=operators, inputs=[0], outputs=[len(tensors) - 1],
                        buffer_sizes=[], file_bytes=0)
