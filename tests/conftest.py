@@ -36,6 +36,13 @@ def assert_one_line_error(proc, fragment):
     assert fragment in lines[0], proc.stderr
 
 
+@pytest.fixture(autouse=True)
+def user_cache_dir(tmp_path, monkeypatch):
+    """Keep every test's MLPerf-folder caches out of ~/.cache/mcunas."""
+    monkeypatch.setenv("MCUNAS_CACHE_DIR", str(tmp_path / "user-cache"))
+    return tmp_path / "user-cache"
+
+
 @pytest.fixture
 def shared_data():
     if not (SHARED / "data").is_dir():

@@ -10,11 +10,6 @@ import pytest
 from conftest import assert_one_line_error, cli_json, run_cli
 
 
-@pytest.fixture(autouse=True)
-def cache_dir(tmp_path, monkeypatch):
-    """Keep the MLPerf-folder caches of these tests out of ~/.cache/mcunas."""
-    monkeypatch.setenv("MCUNAS_CACHE_DIR", str(tmp_path / "user-cache"))
-
 
 @pytest.fixture
 def coco(shared_data):

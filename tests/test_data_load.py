@@ -13,10 +13,6 @@ from mcunas.data import load_split
 from mcunas.data.synth import synthesize
 from mcunas.errors import UserError
 
-
-@pytest.fixture(autouse=True)
-def cache_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("MCUNAS_CACHE_DIR", str(tmp_path / "user-cache"))
     return tmp_path / "user-cache"
 
 

@@ -5,10 +5,6 @@ import pytest
 from conftest import assert_one_line_error, cli_json, run_cli
 
 
-@pytest.fixture(autouse=True)
-def cache_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("MCUNAS_CACHE_DIR", str(tmp_path / "user-cache"))
-
 
 @pytest.fixture
 def mlperf_model(shared_models):
