@@ -13,8 +13,6 @@ from mcunas.data import load_split
 from mcunas.data.synth import synthesize
 from mcunas.errors import UserError
 
-    return tmp_path / "user-cache"
-
 
 @pytest.fixture
 def vww01(shared_data):
@@ -27,7 +25,7 @@ def digest(image: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
 
 
-def test_vww01_images_and_labels_match_the_raw_bins(vww01, cache_dir):
+def test_vww01_images_and_labels_match_the_raw_bins(vww01, user_cache_dir):
     with open(vww01 / "y_labels.csv", newline="") as f:
         truth = Counter((digest(np.fromfile(vww01 / name, np.uint8)), int(label)) for name, _, label in csv.reader(f))
     images, labels = load_split(vww01, "all", 96, 3)
@@ -35,7 +33,7 @@ def test_vww01_images_and_labels_match_the_raw_bins(vww01, cache_dir):
     assert int(labels.sum()) == 250
     assert Counter((digest(img), int(y)) for img, y in zip(images, labels)) == truth
     assert isinstance(images, np.memmap), "a split is a slice of the memory-mapped cache"
-    assert any(cache_dir.glob("data/vww01_dev-*/r96_c3.npy"))
+    assert any(user_cache_dir.glob("data/vww01_dev-*/r96_c3.npy"))
     train, y_train = load_split(vww01, "train", 96, 3)
     evals, y_eval = load_split(vww01, "eval", 96, 3)
     assert len(train) + len(evals) == 500 and 70 <= len(evals) <= 130  # the ~20 % hash split
