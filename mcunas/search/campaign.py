@@ -265,6 +265,7 @@ class _Tally:
     trained: int = 0
     rejected: int = 0
     failed: int = 0
+    pruned: int = 0
     consecutive_rejections: int = 0
     consecutive_failures: int = 0
     last_failure: str = ""
@@ -318,8 +319,13 @@ def run_campaign(c: Campaign) -> dict:
             progress.trained(trial.number, arch, None)
             return objective_values(c.objectives, costs, c.budget, None)
         tally.trained += 1  # a pruned candidate used training time too
-        result = ({**trained_before[arch], "duplicate_of_earlier_trial": True} if arch in trained_before
-                  else run_worker(c, trial, arch, progress))
+        try:
+            result = ({**trained_before[arch], "duplicate_of_earlier_trial": True} if arch in trained_before
+                      else run_worker(c, trial, arch, progress))
+        except optuna.TrialPruned as exc:
+            tally.pruned += 1
+            progress.note(f"trial {trial.number} {exc}")
+            raise
         if "error" in result:
             trial.set_user_attr("fail_reason", result["error"])
             tally.trained -= 1
@@ -361,6 +367,6 @@ def run_campaign(c: Campaign) -> dict:
     if c.timeout_s is not None and tally.trained < c.n_trials:
         progress.note(f"timeout reached after {tally.trained} trained candidates")
     elapsed = time.monotonic() - start
-    return {"trained": tally.trained, "rejected": tally.rejected, "failed": tally.failed,
+    return {"trained": tally.trained, "rejected": tally.rejected, "failed": tally.failed, "pruned": tally.pruned,
             "elapsed_s": round(elapsed, 1),
             "rejected_per_s": round(tally.rejected / elapsed, 1) if elapsed else None, **paths}
