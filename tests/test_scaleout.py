@@ -4,7 +4,6 @@ Cost-only objectives keep each worker fast while exercising the same
 ask/cost/tell path, study creation race and storage writes as a campaign.
 """
 
-import os
 import subprocess
 import sys
 

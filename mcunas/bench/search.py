@@ -64,7 +64,7 @@ def run(args) -> int:
         hvs = []
         for seed in range(args.seeds):
             study = optuna.create_study(directions=["maximize", "minimize"],
-                                        sampler=make_sampler(name, seed, 2))
+                                        sampler=make_sampler(name, seed))
             for _ in range(args.trials):
                 trial, _, costs, reasons = ask_and_cost(study, space, budget, objectives)
                 if not reasons:
@@ -85,7 +85,7 @@ def run(args) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             storage = open_storage(f"journal:{tmp}/bench.journal")
             study = optuna.create_study(storage=storage, directions=["maximize", "minimize"],
-                                        sampler=make_sampler(name, 0, 2))
+                                        sampler=make_sampler(name, 0))
             start = time.perf_counter()
             rejected = sum(bool(ask_and_cost(study, space, tight, objectives)[3]) for _ in range(args.reject_n))
             throughput[name] = round(rejected / (time.perf_counter() - start), 1)

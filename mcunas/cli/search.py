@@ -6,7 +6,6 @@ names with dashes or underscores); a flag given on the command line wins.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from pathlib import Path

@@ -90,7 +90,7 @@ def open_study(c: Campaign):
     summaries = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     n_before = summaries[c.study_name].n_trials if c.study_name in summaries else 0
     # A resumed run continues the random stream instead of replaying the first run's proposals.
-    sampler = make_sampler(c.sampler, c.seed + n_before, len(c.objectives))
+    sampler = make_sampler(c.sampler, c.seed + n_before)
     pruner = make_pruner(c.pruner, c.objectives, c.epochs)
     identity = _study_identity(c)
     try:  # exactly one of several workers starting at once creates the study

@@ -34,7 +34,7 @@ def objective_values(objectives: list[str], costs: dict, budget: Budget, accurac
     return [float(accuracy or 0.0) if name == "accuracy" else float(costs[keys[name]]) for name in objectives]
 
 
-def make_sampler(name: str, seed: int | None, n_objectives: int):
+def make_sampler(name: str, seed: int | None):
     """An Optuna sampler; constraints set with ``trial.set_constraint`` steer all of them."""
     import optuna
 

@@ -99,8 +99,6 @@ def _rdb_storage(url: str, kwargs: dict, attempts: int = 5):
 
 def open_storage(url: str, heartbeat_s: int | None = None):
     """An Optuna storage for ``url``; unreachable databases become one clear line."""
-    import optuna
-
     if url.startswith("journal:") or url.endswith(".journal"):
         path = Path(url.removeprefix("journal:"))
         try:

@@ -18,7 +18,7 @@ import os
 import time
 from pathlib import Path
 
-from mcunas.train.recipes import BN_MOMENTUM, RECIPES, compile_for_recipe  # noqa: F401  (public surface)
+from mcunas.train.recipes import BN_MOMENTUM, compile_for_recipe
 
 
 def write_atomic(path: Path, data: bytes) -> None:

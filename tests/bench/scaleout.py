@@ -37,7 +37,7 @@ def _worker(storage_url: str, study_name: str, seconds: float, seed: int, counte
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url),
-                              sampler=make_sampler("random", seed, 2))
+                              sampler=make_sampler("random", seed))
     space, budget = load_space("mobilenet_v2"), make_budget(sram="1KB")
     end, n = time.monotonic() + seconds, 0
     while time.monotonic() < end:
