@@ -74,3 +74,22 @@ def test_same_seed_same_sequence_of_architectures(tmp_path, sampler):
 
     first, second = archs("a"), archs("b")
     assert len(first) >= 15 and first == second
+
+
+def test_sqlite_with_another_live_worker_warns_and_names_the_alternatives(tmp_path):
+    import os
+    import socket
+
+    url = f"sqlite:///{tmp_path}/s.db"
+    first = run_cli("search", "--storage", url, "--study", "q", *COST_ONLY, "--n-trials", "2",
+                    "--results-dir", tmp_path / "results")
+    assert first.returncode == 0, first.stderr
+    assert "SQLite locks" not in first.stderr
+    study = optuna.load_study(study_name="q", storage=url)
+    held = study.ask()  # a trial this (live) test process holds, as a parallel worker would
+    held.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
+    second = run_cli("search", "--storage", url, "--study", "q", *COST_ONLY, "--n-trials", "2",
+                     "--results-dir", tmp_path / "results")
+    assert second.returncode == 0, second.stderr
+    assert f"{socket.gethostname()}:{os.getpid()} also work(s) on this SQLite study" in second.stderr
+    assert "journal:FILE" in second.stderr and "postgresql://" in second.stderr

@@ -83,7 +83,7 @@ def open_study(c: Campaign):
     import optuna
 
     from mcunas.search.objectives import make_pruner, make_sampler
-    from mcunas.search.recovery import recover_dead_trials
+    from mcunas.search.recovery import other_workers, recover_dead_trials
     from mcunas.search.storage import open_storage
 
     storage = open_storage(c.storage_url, c.heartbeat_s)
@@ -109,6 +109,11 @@ def open_study(c: Campaign):
     recovered = recover_dead_trials(study)
     if recovered:
         print(f"mcunas: trials {recovered} were left RUNNING by a dead worker: failed and queued again", flush=True)
+    others = other_workers(study)
+    if c.storage_url.startswith("sqlite") and others:
+        print(f"mcunas: warning: {', '.join(others)} also work(s) on this SQLite study; SQLite locks under "
+              "parallel workers: use --storage journal:FILE for several processes on one machine, or "
+              "postgresql://... for several machines", file=sys.stderr, flush=True)
     return study
 
 

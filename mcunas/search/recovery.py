@@ -42,6 +42,19 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def other_workers(study) -> list[str]:
+    """``host:pid`` of other processes that hold RUNNING trials and may be alive."""
+    from optuna.trial import TrialState
+
+    here, me = socket.gethostname(), os.getpid()
+    found = set()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        who = t.user_attrs.get(OWNER_ATTR)
+        if who and not (who.get("host") == here and (int(who["pid"]) == me or not _alive(int(who["pid"])))):
+            found.add(f"{who['host']}:{who['pid']}")
+    return sorted(found)
+
+
 def recover_dead_trials(study) -> list[int]:
     """Fail (and re-enqueue) RUNNING trials whose owning process on this host is gone."""
     import optuna
