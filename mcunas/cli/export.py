@@ -8,6 +8,8 @@ from mcunas.cli.output import print_figures
 
 
 def register(sub) -> None:
+    from mcunas.cli import BUDGET_HELP
+
     p = sub.add_parser(
         "export",
         help="Keras model, int8 .tflite, C array with arena size, arch string",
@@ -16,6 +18,7 @@ def register(sub) -> None:
         "arena measured in TFLM, rounded up to 16) and arch.txt.  Without --weights the model is "
         "untrained (random kernels, seeded BatchNorm values) but has the exact size and arena of "
         "the trained one.",
+        epilog=BUDGET_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("arch", nargs="?", help="architecture string (see `mcunas estimate --help`)")
