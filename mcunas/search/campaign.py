@@ -372,6 +372,8 @@ def run_campaign(c: Campaign) -> dict:
     if c.timeout_s is not None and tally.trained < c.n_trials:
         progress.note(f"timeout reached after {tally.trained} trained candidates")
     elapsed = time.monotonic() - start
-    return {"trained": tally.trained, "rejected": tally.rejected, "failed": tally.failed, "pruned": tally.pruned,
-            "elapsed_s": round(elapsed, 1),
-            "rejected_per_s": round(tally.rejected / elapsed, 1) if elapsed else None, **paths}
+    figures = {"trained": tally.trained, "rejected": tally.rejected, "failed": tally.failed,
+               "pruned": tally.pruned, "elapsed_s": round(elapsed, 1)}
+    if not c.needs_training and elapsed:  # a throughput only means something without training in between
+        figures["candidates_per_s"] = round((tally.trained + tally.rejected) / elapsed, 1)
+    return {**figures, **paths}
