@@ -26,7 +26,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mcunas.data.cache import write_atomic, cache_name, ensure_caches, fingerprint
+from mcunas.atomic import write_atomic
+from mcunas.data.cache import cache_name, ensure_caches, fingerprint
 from mcunas.data.coco import category_names, class_ids, label_images, load_coco
 from mcunas.data.split import hash_split, read_eval_ids
 from mcunas.errors import UserError

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mcunas.atomic import write_atomic
 from mcunas.data.images import POLICY_VERSION, BadImage, fit, open_image
 from mcunas.errors import UserError
 
@@ -182,14 +183,3 @@ def _readable(path: Path) -> None:
     os.chmod(path, 0o666 & ~umask)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and one rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        _readable(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

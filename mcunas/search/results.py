@@ -8,11 +8,12 @@ written to a temporary name and renamed, so a reader never sees half a CSV.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from mcunas.atomic import atomic_path, write_atomic
 
 COST_COLUMNS = ["macs", "params", "weight_bytes", "tflite_bytes", "sram_paper_bytes", "sram_tflm_bytes"]
 RESULT_COLUMNS = ["float_accuracy", "int8_accuracy", "train_s", "tflm_arena_bytes_measured",
@@ -51,9 +52,8 @@ def pareto_mask(df: pd.DataFrame, maximize: list[str], minimize: list[str]) -> n
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
 
 
 def _plot(trained: pd.DataFrame, rejected: pd.DataFrame, x: str, label: str, path: Path,
@@ -81,10 +81,9 @@ def _plot(trained: pd.DataFrame, rejected: pd.DataFrame, x: str, label: str, pat
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    fig.savefig(tmp)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def write_results(study, campaign) -> dict:
@@ -150,6 +149,4 @@ def _write_summary(df: pd.DataFrame, front: pd.DataFrame, campaign, path: Path) 
     if campaign.needs_training:
         lines += ["", "![accuracy vs SRAM](pareto_sram.png) ![accuracy vs flash](pareto_flash.png) "
                   "![accuracy vs MACs](pareto_macs.png)"]
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, "\n".join(lines) + "\n")

@@ -14,18 +14,11 @@ of the Keras model is recorded beside it.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
+from mcunas.atomic import atomic_path, write_atomic
 from mcunas.train.recipes import BN_MOMENTUM, compile_for_recipe
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` so readers see either nothing or the whole file."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def train_candidate(job: dict, on_epoch=None) -> dict:
@@ -73,8 +66,8 @@ def train_candidate(job: dict, on_epoch=None) -> dict:
 
     deploy = build_keras_model(arch)
     deploy.set_weights(model.get_weights())
-    deploy.save(out_dir / ".model.keras.tmp.keras")
-    os.replace(out_dir / ".model.keras.tmp.keras", out_dir / "model.keras")
+    with atomic_path(out_dir / "model.keras") as tmp:
+        deploy.save(tmp)
     rng = np.random.default_rng(int(job["seed"]))
     calibration = x_train[np.sort(rng.choice(len(x_train), size=min(200, len(x_train)), replace=False))]
     tflite = convert_int8(deploy, np.asarray(calibration))

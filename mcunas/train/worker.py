@@ -27,7 +27,8 @@ def main(job_path: str) -> int:
         with progress.open("a") as f:
             f.write(f"epoch {epoch} {accuracy:.6f}\n")
 
-    from mcunas.train import train_candidate, write_atomic
+    from mcunas.atomic import write_atomic
+    from mcunas.train import train_candidate
 
     try:
         result = train_candidate(job, on_epoch)
