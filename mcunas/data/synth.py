@@ -136,14 +136,12 @@ def _shape(draw: ImageDraw.ImageDraw, rng: np.random.Generator, size: int, small
         a = rng.uniform(0, math.pi)
         dx, dy = scale * math.cos(a), scale * math.sin(a)
         draw.line([cx - dx, cy - dy, cx + dx, cy + dy], fill=colour, width=max(2, int(scale * rng.uniform(0.05, 0.2))))
-    elif kind == "disc":  # half of the discs and stick tops are skin-coloured, like heads
-        colour = SKIN[rng.integers(len(SKIN))] if rng.random() < 0.5 else colour
+    elif kind == "disc":
         r = scale * rng.uniform(0.1, 0.3)
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=colour)
     else:  # a stick with a disc on top: a lollipop, a tree, a street lamp
-        colour = SKIN[rng.integers(len(SKIN))] if rng.random() < 0.5 else colour
         r = scale * rng.uniform(0.1, 0.3)
-        draw.line([cx, cy, cx, cy + scale], fill=_colour(rng), width=max(2, int(r * rng.uniform(0.6, 1.8))))
+        draw.line([cx, cy, cx, cy + scale], fill=_colour(rng), width=max(2, int(r * rng.uniform(0.4, 1.2))))
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=colour)
 
 
