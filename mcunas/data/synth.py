@@ -7,7 +7,7 @@ drawn at 2R and downsampled with an antialiasing filter.  Every image has
 * a **background**: a linear gradient between two random colours at a random
   angle, plus smooth low-frequency colour noise and, in half of them,
   sinusoidal stripes;
-* **clutter**: 2-7 random shapes (rectangles, ellipses, triangles, thick
+* **clutter**: 1-5 random shapes (rectangles, ellipses, triangles, thick
   lines, and "distractors" that share parts with a person: lone discs, and
   sticks with a disc on top), in random colours, some drawn in front;
 * **camera effects**: a random contrast/brightness change and pixel noise.
@@ -15,14 +15,18 @@ drawn at 2R and downsampled with an antialiasing filter.  Every image has
 A ``person/`` image also has one or two **stick-figure people** drawn between
 the clutter layers: a head disc, a thick torso line, two-segment arms and
 legs with random joint angles (standing, walking, waving, sitting-like),
-a random lean, clothes and skin colours, a height of 35-90 % of the frame,
-anywhere in the frame (possibly cut by its border or partly hidden by
-clutter).  ``non_person/`` images are drawn from the same distribution
-without the people.
+a random lean, clothes and skin colours, a dark (70 %) or light silhouette
+outline, a height of 45-95 % of the frame, anywhere in the frame (possibly
+cut by its border or partly hidden by clutter).  ``non_person/`` images are
+drawn from the same distribution without the people.
 
 So a model must recognise the arrangement (head above torso with limbs),
 not a colour or a single shape: lone heads and lone sticks appear in both
-classes.  It is a smoke-test set to exercise the whole search on a fresh
+classes.  Measured: MobileNetV1-0.25@96 (the ``mlperf-vww`` preset, ``fast``
+recipe, batch 32, augmentation) trained on the 1,576 train images of
+``--n 2000 --seed 0`` reaches 74 % on its 424 eval images after 1 epoch and
+81-83 % after 3-4, so it is learnable in a couple of epochs but not solved.
+It is a smoke-test set to exercise the whole search on a fresh
 machine; accuracies on it say nothing about COCO.
 
 Deterministic: image ``i`` of class ``c`` is drawn from
@@ -82,7 +86,7 @@ def draw_image(rng: np.random.Generator, resolution: int, person: bool) -> Image
     size = 2 * resolution
     img = Image.fromarray(_background(rng, size))
     draw = ImageDraw.Draw(img)
-    clutter = int(rng.integers(2, 8))
+    clutter = int(rng.integers(1, 6))
     in_front = int(rng.binomial(clutter, 0.25))
     for _ in range(clutter - in_front):
         _shape(draw, rng, size)
@@ -146,8 +150,8 @@ def _shape(draw: ImageDraw.ImageDraw, rng: np.random.Generator, size: int, small
 
 
 def _person(draw: ImageDraw.ImageDraw, rng: np.random.Generator, size: int) -> None:
-    """A stick-figure person; lengths in units of the head radius ``h`` (height ≈ 10 h)."""
-    h = size * rng.uniform(0.35, 0.9) / 10
+    """A stick-figure person with a dark or light outline; lengths in head radii ``h`` (height ≈ 10 h)."""
+    h = size * rng.uniform(0.45, 0.95) / 10
     hip = np.array([rng.uniform(0.1, 0.9) * size, rng.uniform(0.4, 0.75) * size + 2 * h])
     lean = rng.normal(0, 0.15)
     up = np.array([math.sin(lean), -math.cos(lean)])
@@ -156,22 +160,29 @@ def _person(draw: ImageDraw.ImageDraw, rng: np.random.Generator, size: int) -> N
     shoulder = neck - 0.3 * h * up
     skin, shirt, trousers = SKIN[rng.integers(len(SKIN))], _colour(rng), _colour(rng)
 
-    def limb(start, angle, bend, lengths, width, colour):
+    def limb(start, angle, bend, lengths):
         # angle 0 points along -up (down the body); bend turns the lower segment
         down = math.atan2(-up[1], -up[0])
         a1 = down + angle
         knee = start + lengths[0] * np.array([math.cos(a1), math.sin(a1)])
         a2 = a1 + bend
-        end = knee + lengths[1] * np.array([math.cos(a2), math.sin(a2)])
-        draw.line([tuple(start), tuple(knee), tuple(end)], fill=colour, width=max(2, int(width)), joint="curve")
+        return [tuple(start), tuple(knee), tuple(knee + lengths[1] * np.array([math.cos(a2), math.sin(a2)]))]
 
+    parts = []  # (polyline, width, colour), back to front
     for side in (-1, 1):  # legs, behind the torso
-        limb(hip + side * 0.35 * h * np.array([-up[1], up[0]]), side * rng.uniform(0, 0.6),
-             rng.uniform(-1.6, 0.3) * side, (2.3 * h, 2.3 * h), 0.75 * h, trousers)
-    draw.line([tuple(hip), tuple(neck)], fill=shirt, width=max(3, int(1.7 * h)))
+        parts.append((limb(hip + side * 0.35 * h * np.array([-up[1], up[0]]), side * rng.uniform(0, 0.6),
+                           rng.uniform(-1.6, 0.3) * side, (2.3 * h, 2.3 * h)), 0.9 * h, trousers))
+    parts.append(([tuple(hip), tuple(neck)], 2.0 * h, shirt))
     for side in (-1, 1):  # arms: hanging, waving or holding
-        limb(shoulder, side * rng.uniform(0.1, 2.8), side * rng.uniform(-1.5, 1.5), (1.6 * h, 1.5 * h),
-             0.55 * h, shirt if rng.random() < 0.5 else skin)
+        parts.append((limb(shoulder, side * rng.uniform(0.1, 2.8), side * rng.uniform(-1.5, 1.5), (1.6 * h, 1.5 * h)),
+                      0.7 * h, shirt if rng.random() < 0.5 else skin))
+    edge = max(1.0, 0.3 * h)
+    outline = (20, 20, 20) if rng.random() < 0.7 else (235, 235, 235)
+    for points, width, _ in parts:  # the silhouette's outline first, then the parts over it
+        draw.line(points, fill=outline, width=max(2, int(width + 2 * edge)), joint="curve")
+    draw.ellipse([head[0] - h - edge, head[1] - h - edge, head[0] + h + edge, head[1] + h + edge], fill=outline)
+    for points, width, colour in parts:
+        draw.line(points, fill=colour, width=max(2, int(width)), joint="curve")
     draw.ellipse([head[0] - h, head[1] - h, head[0] + h, head[1] + h], fill=skin)
 
 
