@@ -24,6 +24,9 @@ the outputs (label 1 = person).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -38,18 +41,38 @@ def load_interpreter(model: bytes | str | Path):
     """A LiteRT interpreter with tensors allocated; unreadable models are a UserError."""
     from ai_edge_litert.interpreter import Interpreter
 
+    if not isinstance(model, (bytes, bytearray)) and not Path(model).is_file():
+        raise UserError(f"model {model} does not exist")
     try:
-        if isinstance(model, (bytes, bytearray)):
-            interpreter = Interpreter(model_content=bytes(model))
-        else:
-            if not Path(model).is_file():
-                raise UserError(f"model {model} does not exist")
-            interpreter = Interpreter(model_path=str(model))
-        interpreter.allocate_tensors()
+        with _quiet_fd2():
+            if isinstance(model, (bytes, bytearray)):
+                interpreter = Interpreter(model_content=bytes(model))
+            else:
+                interpreter = Interpreter(model_path=str(model))
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise UserError(f"cannot load {'model bytes' if isinstance(model, bytes) else model} as TFLite: "
                         f"{str(exc).strip().splitlines()[0]}") from None
     return interpreter
+
+
+@contextlib.contextmanager
+def _quiet_fd2():
+    """Silence C-level stderr (LiteRT's "INFO: Created ... XNNPACK delegate" line) for a moment.
+
+    Python's ``redirect_stderr`` cannot see it, so file descriptor 2 itself is
+    pointed at /dev/null; a model that fails to load still raises, with the
+    reason in the exception.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def input_shape(interpreter) -> tuple[int, int, int]:
