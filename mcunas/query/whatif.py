@@ -37,6 +37,7 @@ import pandas as pd
 
 from mcunas.errors import UserError
 from mcunas.query.studies import StudyTrials
+from mcunas.search.budget import FIGURES
 from mcunas.units import parse_bytes, parse_count
 
 # Round steps (KB = 1000 B) that boards and the VWW paper use; MACs per inference.
@@ -46,11 +47,12 @@ LADDERS = {
     "macs": [600_000_000, 300_000_000, 200_000_000, 100_000_000, 60_000_000, 40_000_000, 20_000_000,
              10_000_000, 5_000_000, 2_000_000, 1_000_000],
 }
-# budget model -> dimension -> (measured column, predicted cost key)
+# budget model -> dimension -> (measured column, predicted cost key); the predicted keys are
+# the ones a campaign's budget checks (mcunas.search.budget.FIGURES), so both judge alike.
+_MEASURED = {"deployable": ("tflm_arena_bytes_measured", "tflite_bytes_measured"), "paper": (None, None)}
 FIGURE_SOURCES = {
-    "deployable": {"sram": ("tflm_arena_bytes_measured", "sram_tflm_bytes"),
-                   "flash": ("tflite_bytes_measured", "tflite_bytes")},
-    "paper": {"sram": (None, "sram_paper_bytes"), "flash": (None, "weight_bytes")},
+    model: {"sram": (_MEASURED[model][0], sram_key), "flash": (_MEASURED[model][1], flash_key)}
+    for model, (sram_key, flash_key) in FIGURES.items()
 }
 COLUMN = {"sram": "sram_bytes", "flash": "flash_bytes", "macs": "macs"}
 # objective -> (column, larger is better)
