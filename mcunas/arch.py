@@ -38,6 +38,11 @@ Tokens (in this order):
 Options may be written in any order; :func:`format_arch` writes the canonical
 spelling (``r k s e c``, repeats only when above 1), and for every canonical
 string ``format_arch(parse_arch(s)) == s``.
+
+:func:`layers` walks an :class:`Arch` layer by layer.  It is the one place
+that says which layers a block is made of and when a residual add follows;
+the cost graph, the ``.tflite`` layout prediction and the Keras builder all
+consume it, so they cannot describe three different networks.
 """
 
 from __future__ import annotations
@@ -99,6 +104,70 @@ class Arch:
 
     def __str__(self) -> str:
         return format_arch(self)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer of the network as the exporter will run it (one TFLite op).
+
+    ``name`` is the Keras layer name (``b3_dw``), unique in the network; later
+    layers name the layers they read in ``inputs`` (``"input"`` is the image).
+    ``kind`` is ``conv``, ``depthwise``, ``add``, ``gap``, ``fc`` or
+    ``softmax``.  ``activation`` is the fused activation (``None`` for a
+    linear projection).  ``size`` is the output's height and width.
+    ``block`` is the 1-based index of the (expanded) block it belongs to,
+    0 for the head.
+    """
+
+    name: str
+    kind: str
+    inputs: tuple[str, ...]
+    channels_in: int
+    channels_out: int
+    size: int
+    kernel: int = 1
+    stride: int = 1
+    activation: str | None = None
+    block: int = 0
+
+
+def has_residual(block: Block, channels_in: int) -> bool:
+    """The skip rule: a block adds its input when stride is 1, channels match and ``_noskip`` is absent."""
+    return block.kind == "ir" and block.skip and block.stride == 1 and channels_in == block.channels
+
+
+def layers(arch: Arch):
+    """Yield every :class:`Layer` of ``arch`` in execution order, the head included."""
+    state = {"last": "input", "channels": arch.in_channels, "size": arch.resolution, "block": 0}
+
+    def layer(name: str, kind: str, channels_out: int, kernel: int = 1, stride: int = 1,
+              activation: str | None = arch.activation, inputs: tuple[str, ...] | None = None) -> Layer:
+        size = 1 if kind == "gap" else -(-state["size"] // stride)  # global pooling leaves 1×1
+        made = Layer(name, kind, inputs or (state["last"],), state["channels"], channels_out, size, kernel, stride,
+                     activation, state["block"])
+        state.update(last=name, channels=channels_out, size=made.size)
+        return made
+
+    for blk in (single for block in arch.blocks for single in block.expanded()):
+        state["block"] += 1
+        b = f"b{state['block']}"
+        block_input, cin = state["last"], state["channels"]
+        if blk.kind == "cv":
+            yield layer(b, "conv", blk.channels, blk.kernel, blk.stride)
+        elif blk.kind == "ds":
+            yield layer(f"{b}_dw", "depthwise", cin, blk.kernel, blk.stride)
+            yield layer(f"{b}_pw", "conv", blk.channels)
+        else:
+            if blk.expand > 1:
+                yield layer(f"{b}_expand", "conv", cin * blk.expand)
+            yield layer(f"{b}_dw", "depthwise", state["channels"], blk.kernel, blk.stride)
+            yield layer(f"{b}_project", "conv", blk.channels, activation=None)
+            if has_residual(blk, cin):
+                yield layer(f"{b}_add", "add", blk.channels, activation=None, inputs=(block_input, state["last"]))
+    state["block"] = 0
+    yield layer("gap", "gap", state["channels"], activation=None)
+    yield layer("classifier", "fc", arch.classes, activation=None)
+    yield layer("softmax", "softmax", arch.classes, activation=None)
 
 
 def _format_block(b: Block) -> str:

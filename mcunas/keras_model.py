@@ -26,23 +26,24 @@ free, building a model costs the ~2.5 s TensorFlow import once.
 
 from __future__ import annotations
 
-from mcunas.arch import Arch
+from mcunas.arch import Arch, layers
 
-BN_MOMENTUM = 0.99  # the VWW paper's batch-norm decay
 BN_EPSILON = 1e-3
 
 
-def build_keras_model(arch: Arch, bn_momentum: float = BN_MOMENTUM, batch_size: int | None = 1):
+def build_keras_model(arch: Arch, bn_momentum: float | None = None, batch_size: int | None = 1):
     """A ``keras.Model`` of ``arch``: float input in [0, 1] of shape (1, R, R, C).
 
     ``batch_size=None`` gives the open-batch twin used for training; its
     weights load into the batch-1 model for export (same layer names).
+    ``bn_momentum`` only matters for training (the recipes set it); ``None``
+    keeps Keras' default.
 
-    Layer names follow the op order (``b3_dw``, ``b3_pw`` ...) so a model's
-    summary can be read against :func:`mcunas.cost.graph.build_graph`.
+    Layers are named and ordered by :func:`mcunas.arch.layers` (``b3_dw``,
+    ``b3_pw`` ...), the walk :func:`mcunas.cost.graph.build_graph` costs.
     """
     import keras
-    from keras import layers
+    from keras import layers as kl
 
     def depthwise_init():
         # He init counts fan-in as K*K*C for a depthwise kernel of shape (K, K, C, 1);
@@ -50,47 +51,33 @@ def build_keras_model(arch: Arch, bn_momentum: float = BN_MOMENTUM, batch_size: 
         # instance per layer: a shared unseeded Keras 3 initializer repeats its values.
         return keras.initializers.VarianceScaling(2.0, "fan_out", "truncated_normal")
 
-    def act(x, name):
-        if arch.activation == "relu6":
-            return layers.ReLU(max_value=6.0, name=name)(x)
-        return layers.ReLU(name=name)(x)
+    bn_options = {"epsilon": BN_EPSILON} | ({"momentum": bn_momentum} if bn_momentum is not None else {})
 
-    def bn(x, name):
-        return layers.BatchNormalization(momentum=bn_momentum, epsilon=BN_EPSILON, name=name)(x)
-
-    def conv(x, filters, kernel, stride, name, activate=True):
-        x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False,
-                          kernel_initializer="he_normal", name=name)(x)
-        x = bn(x, f"{name}_bn")
-        return act(x, f"{name}_act") if activate else x
-
-    def depthwise(x, kernel, stride, name):
-        x = layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False,
-                                   depthwise_initializer=depthwise_init(), name=name)(x)
-        return act(bn(x, f"{name}_bn"), f"{name}_act")
+    def conv_bn_act(x, layer):
+        if layer.kind == "conv":
+            x = kl.Conv2D(layer.channels_out, layer.kernel, strides=layer.stride, padding="same", use_bias=False,
+                          kernel_initializer="he_normal", name=layer.name)(x)
+        else:
+            x = kl.DepthwiseConv2D(layer.kernel, strides=layer.stride, padding="same", use_bias=False,
+                                   depthwise_initializer=depthwise_init(), name=layer.name)(x)
+        x = kl.BatchNormalization(**bn_options, name=f"{layer.name}_bn")(x)
+        if layer.activation is None:
+            return x
+        return kl.ReLU(max_value=6.0 if layer.activation == "relu6" else None, name=f"{layer.name}_act")(x)
 
     inputs = keras.Input(shape=(arch.resolution, arch.resolution, arch.in_channels), batch_size=batch_size,
                          name="image")
-    x = inputs
-    index = 0
-    for block in arch.blocks:
-        for blk in block.expanded():
-            index += 1
-            name = f"b{index}"
-            if blk.kind == "cv":
-                x = conv(x, blk.channels, blk.kernel, blk.stride, name)
-            elif blk.kind == "ds":
-                x = depthwise(x, blk.kernel, blk.stride, f"{name}_dw")
-                x = conv(x, blk.channels, 1, 1, f"{name}_pw")
-            else:
-                cin = x.shape[-1]
-                y = conv(x, cin * blk.expand, 1, 1, f"{name}_expand") if blk.expand > 1 else x
-                y = depthwise(y, blk.kernel, blk.stride, f"{name}_dw")
-                y = conv(y, blk.channels, 1, 1, f"{name}_project", activate=False)
-                if blk.skip and blk.stride == 1 and cin == blk.channels:
-                    y = layers.Add(name=f"{name}_add")([x, y])
-                x = y
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    x = layers.Dense(arch.classes, name="classifier")(x)
-    outputs = layers.Softmax(name="softmax")(x)
-    return keras.Model(inputs, outputs, name="mcunas")
+    out = {"input": inputs}
+    for layer in layers(arch):
+        x = [out[name] for name in layer.inputs]
+        if layer.kind in ("conv", "depthwise"):
+            out[layer.name] = conv_bn_act(x[0], layer)
+        elif layer.kind == "add":
+            out[layer.name] = kl.Add(name=layer.name)(x)
+        elif layer.kind == "gap":
+            out[layer.name] = kl.GlobalAveragePooling2D(name=layer.name)(x[0])
+        elif layer.kind == "fc":
+            out[layer.name] = kl.Dense(layer.channels_out, name=layer.name)(x[0])
+        else:
+            out[layer.name] = kl.Softmax(name=layer.name)(x[0])
+    return keras.Model(inputs, out["softmax"], name="mcunas")

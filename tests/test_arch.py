@@ -67,3 +67,22 @@ def test_malformed_or_impossible_strings_say_which_token_and_why(text, fragment)
 def test_unknown_preset_is_a_user_error():
     with pytest.raises(UserError, match="unknown preset 'mobilenet-v9'"):
         preset_arch("mobilenet-v9")
+
+
+def test_layer_walk_is_the_one_skip_rule():
+    """layers() names every op once, and adds a residual exactly when stride 1, channels match and no _noskip."""
+    from mcunas.arch import layers
+
+    arch = parse_arch("in_r32_c3-cv_k3_s2_c8-ir_k3_s1_e1_c8-ir_k3_s2_e6_c16-ir_r2_k5_s1_e6_c16"
+                      "-ir_k3_s1_e6_c16_noskip-ir_k3_s1_e3_c24-gap-fc_c5")
+    walk = list(layers(arch))
+    names = [layer.name for layer in walk]
+    assert len(names) == len(set(names))
+    assert [layer.name for layer in walk if layer.kind == "add"] == ["b2_add", "b4_add", "b5_add"]
+    assert walk[names.index("b4_add")].inputs == ("b3_project", "b4_project")
+    assert "b2_expand" not in names  # expansion 1 has no expand conv
+    assert walk[names.index("b3_expand")].channels_out == 48
+    assert walk[names.index("b3_dw")].size == 8 and walk[names.index("b3_dw")].stride == 2
+    assert walk[names.index("b3_project")].activation is None
+    assert [(layer.kind, layer.channels_out, layer.size) for layer in walk[-3:]] == [
+        ("gap", 24, 1), ("fc", 5, 1), ("softmax", 5, 1)]

@@ -5,7 +5,9 @@ batch fixed to 1, BatchNorm folded into conv biases, activations fused into
 the conv, global average pooling as ``MEAN``, the classifier as
 ``FULLY_CONNECTED`` and a final ``SOFTMAX``.  Node ids are the execution
 order; each node carries its op type, its input tensor names, its output
-tensor name and the op's weights, biases and MACs.  Tensor shapes (H, W, C,
+tensor name, the op's weights, biases and MACs, and the Keras layer it comes
+from (``layer``).  The layers themselves come from :func:`mcunas.arch.layers`,
+the walk the Keras builder uses too.  Tensor shapes (H, W, C,
 batch 1 implied) live in ``graph.graph["tensors"]`` so the memory rules can
 work on tensors while networkx keeps the producer -> consumer structure.
 
@@ -19,9 +21,11 @@ from __future__ import annotations
 
 import networkx as nx
 
-from mcunas.arch import Arch, Block
+from mcunas.arch import Arch, Layer, layers
 
 Shape = tuple[int, int, int]
+OPS = {"conv": "CONV_2D", "depthwise": "DEPTHWISE_CONV_2D", "add": "ADD", "gap": "MEAN",
+       "fc": "FULLY_CONNECTED", "softmax": "SOFTMAX"}
 
 
 class _Builder:
@@ -31,6 +35,7 @@ class _Builder:
         self.g = nx.DiGraph(arch=arch, tensors={}, producer={})
         self.g.graph["tensors"]["input"] = (arch.resolution, arch.resolution, arch.in_channels)
         self.g.graph["input"] = "input"
+        self.tensor_of = {"input": "input"}  # Keras layer name -> its output tensor
 
     def op(self, op: str, inputs: list[str], out_shape: Shape, *, weights: int = 0, biases: int = 0,
            macs: int = 0, out: str | None = None, **attrs) -> str:
@@ -47,22 +52,33 @@ class _Builder:
         self.g.graph["producer"][out] = node
         return out
 
+    def layer(self, layer: Layer, *, channels_in: int | None = None, channels_out: int | None = None,
+              inputs: list[str] | None = None, out: str | None = None) -> str:
+        """Append the op of one :class:`~mcunas.arch.Layer`; the overrides build channel slices."""
+        cin = channels_in or layer.channels_in
+        cout = cin if layer.kind == "depthwise" else channels_out or layer.channels_out
+        shape = (layer.size, layer.size, cout)
+        ins = inputs if inputs is not None else [self.tensor_of[name] for name in layer.inputs]
+        k2 = layer.kernel * layer.kernel
+        if layer.kind == "conv":
+            pixels = layer.size * layer.size
+            t = self.op("CONV_2D", ins, shape, weights=k2 * cin * cout, biases=cout if out is None else 0,
+                        macs=pixels * k2 * cin * cout, kernel=layer.kernel, stride=layer.stride,
+                        activation=layer.activation, layer=layer.name, out=out)
+        elif layer.kind == "depthwise":
+            t = self.op("DEPTHWISE_CONV_2D", ins, shape, weights=k2 * cout, biases=cout,
+                        macs=layer.size * layer.size * k2 * cout, kernel=layer.kernel, stride=layer.stride,
+                        activation=layer.activation, layer=layer.name)
+        elif layer.kind == "fc":
+            t = self.op("FULLY_CONNECTED", ins, shape, weights=cin * cout, biases=cout, macs=cin * cout,
+                        layer=layer.name)
+        else:
+            t = self.op(OPS[layer.kind], ins, shape, layer=layer.name)
+        self.tensor_of[layer.name] = t
+        return t
+
     def shape(self, tensor: str) -> Shape:
         return self.g.graph["tensors"][tensor]
-
-
-def _conv(b: _Builder, x: str, cout: int, kernel: int, stride: int, act: str | None) -> str:
-    h, w, cin = b.shape(x)
-    ho, wo = -(-h // stride), -(-w // stride)
-    return b.op("CONV_2D", [x], (ho, wo, cout), weights=kernel * kernel * cin * cout, biases=cout,
-                macs=ho * wo * kernel * kernel * cin * cout, kernel=kernel, stride=stride, activation=act)
-
-
-def _depthwise(b: _Builder, x: str, kernel: int, stride: int, act: str | None) -> str:
-    h, w, c = b.shape(x)
-    ho, wo = -(-h // stride), -(-w // stride)
-    return b.op("DEPTHWISE_CONV_2D", [x], (ho, wo, c), weights=kernel * kernel * c, biases=c,
-                macs=ho * wo * kernel * kernel * c, kernel=kernel, stride=stride, activation=act)
 
 
 def _slice_sizes(total: int, slices: int) -> list[int]:
@@ -70,47 +86,28 @@ def _slice_sizes(total: int, slices: int) -> list[int]:
     return [total // slices + (1 if i < total % slices else 0) for i in range(slices)]
 
 
-def _inverted_residual(b: _Builder, x: str, blk: Block, act: str, slices: int) -> str:
-    h, w, cin = b.shape(x)
-    hidden = cin * blk.expand
-    if slices > 1 and blk.expand > 1:
-        y = None
-        for part in _slice_sizes(hidden, slices):
-            e = _conv(b, x, part, 1, 1, act)
-            d = _depthwise(b, e, blk.kernel, blk.stride, act)
-            ho, wo, _ = b.shape(d)
-            first = y is None
-            y = b.op("CONV_2D", [d] if first else [d, y], (ho, wo, blk.channels), weights=part * blk.channels,
-                     biases=blk.channels if first else 0, macs=ho * wo * part * blk.channels,
-                     kernel=1, stride=1, activation=None, out=y)
-    else:
-        e = _conv(b, x, hidden, 1, 1, act) if blk.expand > 1 else x
-        d = _depthwise(b, e, blk.kernel, blk.stride, act)
-        y = _conv(b, d, blk.channels, 1, 1, None)
-    if blk.skip and blk.stride == 1 and cin == blk.channels:
-        y = b.op("ADD", [x, y], b.shape(y))
-    return y
+def _sliced_inverted_residual(b: _Builder, expand: Layer, depthwise: Layer, project: Layer, slices: int) -> None:
+    """Expansion, depthwise and projection as channel slices accumulating into one output (§5.3)."""
+    x = b.tensor_of[expand.inputs[0]]
+    y = None
+    for part in _slice_sizes(expand.channels_out, slices):
+        e = b.layer(expand, channels_out=part, inputs=[x])
+        d = b.layer(depthwise, channels_in=part, inputs=[e])
+        first = y is None
+        y = b.layer(project, channels_in=part, inputs=[d] if first else [d, y], out=None if first else y)
+    b.tensor_of[project.name] = y
 
 
 def build_graph(arch: Arch, slices: int = 1) -> nx.DiGraph:
     """The op graph of ``arch`` as the int8 exporter lays it out (see module doc)."""
     b = _Builder(arch)
-    x = "input"
-    for block in arch.blocks:
-        for blk in block.expanded():
-            if blk.kind == "cv":
-                x = _conv(b, x, blk.channels, blk.kernel, blk.stride, arch.activation)
-            elif blk.kind == "ds":
-                x = _depthwise(b, x, blk.kernel, blk.stride, arch.activation)
-                x = _conv(b, x, blk.channels, 1, 1, arch.activation)
-            else:
-                x = _inverted_residual(b, x, blk, arch.activation, slices)
-    c = b.shape(x)[2]
-    x = b.op("MEAN", [x], (1, 1, c))
-    x = b.op("FULLY_CONNECTED", [x], (1, 1, arch.classes), weights=c * arch.classes, biases=arch.classes,
-             macs=c * arch.classes)
-    x = b.op("SOFTMAX", [x], (1, 1, arch.classes))
-    b.g.graph["output"] = x
+    walk = layers(arch)
+    for layer in walk:
+        if slices > 1 and layer.name.endswith("_expand"):
+            _sliced_inverted_residual(b, layer, next(walk), next(walk), slices)
+        else:
+            b.layer(layer)
+    b.g.graph["output"] = b.tensor_of["softmax"]
     return b.g
 
 

@@ -21,8 +21,9 @@ Tensors are listed as the converter lays them out: the input, then the
 constants, then the activations in execution order (only the order of the
 activations matters to the planner), and carry the names the converter
 gives them (it joins the TF op names it fused with ``;``), because names are
-a good part of the file: :func:`layer_names` spells the Keras layer names of
-:mod:`mcunas.keras_model`, :func:`_names` the converter's rules.
+a good part of the file: each graph node carries the Keras layer name it comes
+from (:func:`mcunas.arch.layers` names them for the builder and the graph
+alike), and :func:`_names` spells the converter's rules.
 """
 
 from __future__ import annotations
@@ -42,27 +43,6 @@ def _activation(name: str, shape: tuple[int, ...]) -> Tensor:
 
 
 PREFIX = "mcunas_1/"  # the Keras model name as the converter's trace scopes it
-
-
-def layer_names(arch: Arch) -> list[str]:
-    """Keras layer name of each op of ``build_graph(arch)`` before MEAN, in order."""
-    names = []
-    index = 0
-    cin = arch.in_channels
-    for block in arch.blocks:
-        for blk in block.expanded():
-            index += 1
-            b = f"b{index}"
-            if blk.kind == "cv":
-                names.append(b)
-            elif blk.kind == "ds":
-                names += [f"{b}_dw", f"{b}_pw"]
-            else:
-                names += ([f"{b}_expand"] if blk.expand > 1 else []) + [f"{b}_dw", f"{b}_project"]
-                if blk.skip and blk.stride == 1 and cin == blk.channels:
-                    names.append(f"{b}_add")
-            cin = blk.channels
-    return names
 
 
 def _names(op: str, layer: str, act: str | None) -> tuple[str, str, str]:
@@ -87,7 +67,6 @@ def arch_tflite_model(arch: Arch, graph=None) -> TfliteModel:
     shapes = graph.graph["tensors"]
     consts: list[Tensor] = []
     acts: list[Tensor] = [_activation("serving_default_image:0", (1, *shapes["input"]))]
-    layers = iter(layer_names(arch))
     activation = {"relu": "Relu", "relu6": "Relu6"}[arch.activation]
     index = {"input": 0}  # activation name -> position in acts
     ops: list[tuple[str, list, list, dict]] = []  # inputs: ("a", pos) or ("c", pos)
@@ -107,12 +86,12 @@ def arch_tflite_model(arch: Arch, graph=None) -> TfliteModel:
             cin = shapes[n["inputs"][0]][2]
             k = n["kernel"]
             wshape = (c, k, k, cin) if op == "CONV_2D" else (1, k, k, c)
-            wname, bname, oname = _names(op, next(layers), activation if n["activation"] else None)
+            wname, bname, oname = _names(op, n["layer"], activation if n["activation"] else None)
             consts += [_const(wname, wshape, "int8", c), _const(bname, (c,), "int32", c)]
             ins += [("c", len(consts) - 2), ("c", len(consts) - 1)]
             ops.append((op, ins, [act(oname, (1, h, w, c), out)], {}))
         elif op == "ADD" and h == w == 1:
-            layer = PREFIX + next(layers) + "_1"
+            layer = PREFIX + n["layer"] + "_1"
             if reshape_const is None:
                 consts.append(_const("arith.constant", (1,), "int32", 0))
                 reshape_const = len(consts) - 1
@@ -120,7 +99,7 @@ def arch_tflite_model(arch: Arch, graph=None) -> TfliteModel:
             ops.append(("RESHAPE", [ins[1], ("c", reshape_const)], [flat], {}))
             ops.append(("ADD", [ins[0], ("a", flat)], [act(f"{layer}/BiasAdd", (1, 1, 1, c), out)], {}))
         elif op == "ADD":
-            ops.append((op, ins, [act(f"{PREFIX}{next(layers)}_1/Add", (1, h, w, c), out)], {}))
+            ops.append((op, ins, [act(f"{PREFIX}{n['layer']}_1/Add", (1, h, w, c), out)], {}))
         elif op == "MEAN":
             consts.append(_const(f"{PREFIX}gap_1/Mean/reduction_indices", (2,), "int32", 0))
             ops.append((op, ins + [("c", len(consts) - 1)], [act(f"{PREFIX}gap_1/Mean", (1, c), out)], {}))
