@@ -13,7 +13,7 @@ from functools import cache
 
 from mcunas.arch import Arch, parse_arch
 from mcunas.errors import UserError
-from mcunas.spaces import ReferenceTrial, load_space, sample_arch
+from mcunas.spaces import PAPER_RESOLUTIONS, ReferenceTrial, load_space, sample_arch
 
 MLPERF_VWW = (
     "in_r96_c3-cv_k3_s2_c8-ds_k3_s1_c16-ds_k3_s2_c32-ds_k3_s1_c32-ds_k3_s2_c64-ds_k3_s1_c64-"
@@ -26,7 +26,6 @@ _FAMILIES = {
     "mobilenet-v2": ("mobilenet_v2", (0.35, 0.5, 0.75, 1.0)),
     "mnasnet-a1": ("mnasnet", (0.35, 0.5, 0.75, 1.0)),
 }
-_RESOLUTIONS = (96, 128, 160, 192, 224)
 
 
 @cache
@@ -36,7 +35,7 @@ def presets() -> dict[str, str]:
     for family, (space_name, widths) in _FAMILIES.items():
         space = load_space(space_name)
         for width in widths:
-            for resolution in _RESOLUTIONS:
+            for resolution in PAPER_RESOLUTIONS:
                 trial = ReferenceTrial({"width": width, "resolution": resolution})
                 table[f"{family}-{width:g}-{resolution}"] = str(sample_arch(space, trial))
     return table

@@ -30,7 +30,7 @@ def collect(ds):
 
 def test_eval_dataset_is_in_order_and_exactly_preprocessed(tf, arrays):
     from mcunas.data import make_eval_dataset
-    from mcunas.export.tflite import preprocess
+    from mcunas.input_convention import preprocess
 
     images, labels = arrays
     xs, ys = collect(make_eval_dataset(images, labels, 32))
@@ -42,7 +42,7 @@ def test_eval_dataset_is_in_order_and_exactly_preprocessed(tf, arrays):
 
 def test_train_dataset_shuffles_and_augments_pixels_not_labels(tf, arrays):
     from mcunas.data import make_train_dataset
-    from mcunas.export.tflite import preprocess
+    from mcunas.input_convention import preprocess
 
     images, labels = arrays
     plain = make_train_dataset(images, labels, 32, seed=5, augment=False)
@@ -68,7 +68,7 @@ def test_train_dataset_shuffles_and_augments_pixels_not_labels(tf, arrays):
 
 def test_transform_geometry_is_exact(tf, arrays):
     from mcunas.data.pipeline import BRIGHTNESS, SHIFT, transform
-    from mcunas.export.tflite import preprocess
+    from mcunas.input_convention import preprocess
 
     images = arrays[0][:4]
     x = preprocess(images)

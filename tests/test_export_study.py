@@ -59,7 +59,8 @@ def train_and_record(trial, arch_text: str, job_dir, x_tr, y_tr, x_ev, y_ev, bud
 
     from mcunas.arch import parse_arch
     from mcunas.cost import estimate
-    from mcunas.export.tflite import convert_int8, preprocess
+    from mcunas.export.tflite import convert_int8
+    from mcunas.input_convention import preprocess
     from mcunas.keras_model import build_keras_model
     from mcunas.tflm import measure_arena
 
@@ -89,7 +90,7 @@ def train_and_record(trial, arch_text: str, job_dir, x_tr, y_tr, x_ev, y_ev, bud
              "tflite_path": str(rel / "model_int8.tflite")}
     for k, v in attrs.items():
         trial.set_user_attr(k, v)
-    return [acc, float(costs[budget.sram_key])]
+    return [acc, float(costs[budget.key("sram")])]
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +101,7 @@ def trained_study(tmp_path_factory):
 
     from mcunas.cost import estimate
     from mcunas.arch import parse_arch
-    from mcunas.search.budget import make_budget
+    from mcunas.budget import parse_budget
 
     root = tmp_path_factory.mktemp("trained")
     study_dir = root / "results" / "tr"
@@ -108,7 +109,7 @@ def trained_study(tmp_path_factory):
     storage = optuna.storages.JournalStorage(JournalFileBackend(str(study_dir / "study.journal")))
     # Deployable figures once the cost model gives them; the paper's until then.
     model = "deployable" if "sram_tflm_bytes" in estimate(parse_arch(ARCH_BIG)) else "paper"
-    budget = make_budget(f"{SEARCH_SRAM_BYTES}B", "250KB", "60M", model=model)
+    budget = parse_budget(f"{SEARCH_SRAM_BYTES}B", "250KB", "60M", model=model)
     study = optuna.create_study(study_name="tr", storage=storage, directions=["maximize", "minimize"])
     study.set_user_attr("objectives", ["accuracy", "sram"])
     study.set_user_attr("budget", budget.as_dict())
@@ -126,7 +127,7 @@ def trained_study(tmp_path_factory):
     for name, value in budget.constraints(costs).items():
         t.set_constraint(name, value)
     t.set_user_attr("rejected", "; ".join(budget.violations(costs)))
-    study.tell(t, [0.0, float(costs[budget.sram_key])])
+    study.tell(t, [0.0, float(costs[budget.key("sram")])])
     t = study.ask()
     t.set_user_attr("arch", ARCH_SMALL)
     t.set_user_attr("fail_reason", "worker exited with status 134 and no result")

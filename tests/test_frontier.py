@@ -8,7 +8,7 @@ import pytest
 from conftest import assert_one_line_error, run_cli
 from mcunas.arch import parse_arch
 from mcunas.cost import estimate
-from mcunas.search.budget import make_budget
+from mcunas.budget import parse_budget
 from mcunas.spaces import RandomTrial, RecordingTrial, load_space, sample_arch
 
 N = 600  # above the parallel threshold, so the multi-process costing path is the one checked
@@ -36,7 +36,7 @@ def recount(space_name, budget, n, seed):
 
 def test_shares_match_an_independent_recount(v1):
     result, _ = v1
-    budget = make_budget("128KB", "300KB", "20M")
+    budget = parse_budget("128KB", "300KB", "20M")
     rows = recount("mobilenet_v1", budget, N, 3)
     assert result["fits"] == sum(fit for _, _, fit in rows) > 0
     assert result["share"] == pytest.approx(result["fits"] / N)
@@ -65,7 +65,7 @@ def test_cost_pareto_is_feasible_and_non_dominated(v1):
         assert not any(q["macs"] >= p["macs"] and q["sram_bytes"] <= p["sram_bytes"] and
                        q["flash_bytes"] <= p["flash_bytes"] and q != p for q in front)
     # The largest feasible MAC count of the whole sample is on the front.
-    budget = make_budget("128KB", "300KB", "20M")
+    budget = parse_budget("128KB", "300KB", "20M")
     best = max(c["macs"] for _, c, fit in recount("mobilenet_v1", budget, N, 3) if fit)
     assert max(p["macs"] for p in front) == best
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000

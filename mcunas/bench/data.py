@@ -78,7 +78,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
-        from mcunas.cli.output import print_figures
+        from mcunas.output import print_figures
 
         print_figures({k: v for k, v in figures.items() if not isinstance(v, list)}, False)
     return 0
@@ -89,7 +89,7 @@ def training_rates(data: Path, batch: int, epochs: int, rounds: int) -> dict:
     import numpy as np
 
     from mcunas.data import load_split, make_train_dataset
-    from mcunas.export.tflite import preprocess
+    from mcunas.input_convention import preprocess
     from mcunas.keras_model import build_keras_model
     from mcunas.presets import preset_arch
     from mcunas.train.recipes import compile_for_recipe

@@ -46,18 +46,29 @@ def hypervolume_2d(macs: np.ndarray, sram: np.ndarray, macs_budget: int, sram_bu
     return area
 
 
+def ask_and_cost(study, space, budget, objectives: list[str]):
+    """The campaign's ask / cost / reject path without training: a rejected candidate is told at once."""
+    from mcunas.search.campaign import cost_candidate
+    from mcunas.search.objectives import objective_values
+
+    trial = study.ask()
+    arch, costs, reasons = cost_candidate(trial, space, budget)
+    if reasons:
+        study.tell(trial, objective_values(objectives, costs, budget, None))
+    return trial, arch, costs, reasons
+
+
 def run(args) -> int:
     import optuna
 
-    from mcunas.search.budget import make_budget
-    from mcunas.search.campaign import ask_and_cost
+    from mcunas.budget import PAPER_BUDGET, parse_budget
     from mcunas.search.objectives import make_sampler, objective_values
     from mcunas.search.storage import open_storage
     from mcunas.spaces import load_space
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = load_space(args.space)
-    budget = make_budget()
+    budget = PAPER_BUDGET
     objectives = ["capacity", "sram"]
     quality = {}
     for name in args.samplers.split(","):
@@ -71,7 +82,7 @@ def run(args) -> int:
                     study.tell(trial, objective_values(objectives, costs, budget, None))
             ok = [t for t in study.trials if "rejected" not in t.user_attrs]
             macs = np.array([t.user_attrs["costs"]["macs"] for t in ok], dtype=float)
-            sram = np.array([t.user_attrs["costs"][budget.sram_key] for t in ok], dtype=float)
+            sram = np.array([t.user_attrs["costs"][budget.key("sram")] for t in ok], dtype=float)
             hvs.append(hypervolume_2d(macs, sram, budget.macs, budget.sram_bytes) if len(ok) else 0.0)
         quality[name] = {"hypervolume_median": float(statistics.median(hvs)), "runs": [round(float(h), 4) for h in hvs]}
     base = quality.get("random", {}).get("hypervolume_median")
@@ -79,7 +90,7 @@ def run(args) -> int:
         q["ratio_vs_random"] = round(q["hypervolume_median"] / base, 3) if base else None
         q["hypervolume_median"] = round(q["hypervolume_median"], 4)
 
-    tight = make_budget(sram="1KB")  # nothing fits: every candidate is rejected
+    tight = parse_budget(sram="1KB", defaults=PAPER_BUDGET)  # nothing fits: every candidate is rejected
     throughput = {}
     for name in ("random", "tpe"):
         with tempfile.TemporaryDirectory() as tmp:

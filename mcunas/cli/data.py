@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from mcunas.cli.output import print_figures
+from mcunas.output import print_figures
 
 BUILD_EPILOG = """Labels (the reference VWW builder's rule, pycocotools): an image is 1 (person) when an
 annotation of a --class covers more than --threshold of the image area; crowd annotations

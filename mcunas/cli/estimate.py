@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mcunas.cli.output import print_figures
+from mcunas.output import print_figures
 
 KEYS_HELP = """figures (bytes or counts):
   macs              multiply-accumulates per inference
@@ -31,6 +31,8 @@ MAX_POOL_2D, RESHAPE, FULLY_CONNECTED, SOFTMAX.
 
 
 def register(sub) -> None:
+    from mcunas.cli.flags import add_board_flags
+
     p = sub.add_parser(
         "estimate",
         help="cost figures of an architecture (no training, no TensorFlow)",
@@ -43,8 +45,7 @@ def register(sub) -> None:
     src.add_argument("arch", nargs="?", help="architecture string (see below)")
     src.add_argument("--preset", help="a named preset, e.g. mlperf-vww (see `mcunas presets`)")
     src.add_argument("--tflite", metavar="FILE", help="predict the TFLM arena of an existing int8 .tflite")
-    p.add_argument("--board", help="board from the catalog (see `mcunas boards`) for latency_ms")
-    p.add_argument("--boards-file", help="YAML file with extra boards")
+    add_board_flags(p, "board from the catalog (see `mcunas boards`) for latency_ms")
     p.add_argument("--mbv2-slices", type=int, default=1, metavar="K",
                    help="paper §5.3: compute MobileNetV2 blocks in K channel slices for sram_paper_bytes")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -53,8 +54,8 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from mcunas.arch import parse_arch
+    from mcunas.cli.flags import board_from_args
     from mcunas.cost import estimate
-    from mcunas.cost.boards import get_board
     from mcunas.errors import UserError
     from mcunas.presets import preset_arch
 
@@ -64,7 +65,7 @@ def run(args) -> int:
     if args.mbv2_slices < 1:
         raise UserError(f"--mbv2-slices must be 1 or more, got {args.mbv2_slices}")
     arch = preset_arch(args.preset) if args.preset else parse_arch(args.arch)
-    board = get_board(args.board, args.boards_file) if args.board else None
+    board = board_from_args(args)
     print_figures(estimate(arch, board=board, mbv2_slices=args.mbv2_slices), args.json)
     return 0
 

@@ -27,7 +27,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from mcunas.cli.output import print_figures
+    from mcunas.output import print_figures
     from mcunas.data import load_split
     from mcunas.data.evaluate import evaluate_tflite, input_shape, load_interpreter
     from mcunas.data.formats import detect_format

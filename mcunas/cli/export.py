@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mcunas.cli.output import print_figures
+from mcunas.output import print_figures
 
 
 def register(sub) -> None:
@@ -27,8 +27,8 @@ def register(sub) -> None:
     p.add_argument("--data", help="calibration images: a dataset folder (vww01, person/non_person "
                    "or built set) or a .npy uint8 N×H×W×C array; default: seeded noise images")
     p.add_argument("--json", action="store_true", help="print JSON")
-    # Export a trained trial of a study instead of an ARCH (mcunas.query.winner).
-    from mcunas.cli.query import add_budget_flags
+    # Export a trained trial of a study instead of an ARCH (picked by mcunas.query.pick).
+    from mcunas.cli.flags import add_budget_flags
 
     study = p.add_argument_group("trained winner of a study (instead of ARCH)")
     study.add_argument("--study", help="study name: export one of its trained trials, with report.md")
@@ -36,7 +36,7 @@ def register(sub) -> None:
     study.add_argument("--trial", type=int, help="the trial number to export")
     study.add_argument("--best", action="store_true",
                        help="the best trained trial (int8 accuracy, ties smaller SRAM) meeting the budget flags")
-    add_budget_flags(study, "for --best (unset: the campaign's own)")
+    add_budget_flags(study, "for --best; unset: the campaign's own")
     p.set_defaults(handler=run)
 
 
@@ -46,9 +46,7 @@ def run(args) -> int:
     from mcunas.export.bundle import export_arch
 
     if args.study:
-        from mcunas.query.winner import export_from_args
-
-        return export_from_args(args)
+        return _export_study_trial(args)
     if not args.arch or args.trial is not None or args.best:
         raise UserError("give an ARCH string, or --study NAME with --trial N or --best")
     arch = parse_arch(args.arch)
@@ -56,3 +54,37 @@ def run(args) -> int:
     result["files"] = ", ".join(result["files"])
     print_figures(result, args.json)
     return 0
+
+
+def _export_study_trial(args) -> int:
+    """``mcunas export --study NAME (--trial N | --best [budget flags]) --out DIR``."""
+    from mcunas.cli.flags import board_from_args, budget_from_args
+    from mcunas.cost.boards import load_boards
+    from mcunas.errors import UserError
+    from mcunas.query.pick import pick_best, pick_trial
+    from mcunas.query.studies import load_study
+
+    if (args.trial is None) == (not args.best):
+        raise UserError("give exactly one of --trial N or --best with --study")
+    if args.arch:
+        raise UserError("give either an ARCH string or --study, not both")
+    boards, board = load_boards(args.boards_file), board_from_args(args)
+    study = load_study(args.study, args.storage)
+    row = pick_trial(study, args.trial) if args.trial is not None else pick_best(study, budget_from_args(args))
+    figures = export_study_trial(study, row, args.out, boards, board, data=args.data)
+    flat = {k: v for k, v in figures.items() if k not in ("predicted", "boards", "files", "ops")}
+    flat["ops"] = ", ".join(figures["ops"])
+    flat.update({f"predicted_{k}": v for k, v in figures["predicted"].items()})
+    flat["fits_boards"] = ", ".join(b["board"] for b in figures["boards"] if b["fits"]) or "none"
+    flat["files"] = ", ".join(figures["files"])
+    print_figures(figures if args.json else flat, args.json)
+    return 0
+
+
+def export_study_trial(study, row, out_dir, boards: dict, board=None, data: str | None = None) -> dict:
+    """Export one picked trial of a loaded study (its own files, found where the study lives)."""
+    from mcunas.export.trial import export_trial
+    from mcunas.query.pick import model_files
+
+    keras_src, tflite_src = model_files(study, row)
+    return export_trial(row, keras_src, tflite_src, out_dir, boards, board, data=data, study_name=study.name)

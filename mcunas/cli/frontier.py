@@ -7,6 +7,7 @@ import json
 
 def register(sub) -> None:
     from mcunas.cli import BUDGET_HELP
+    from mcunas.cli.flags import add_budget_flags
 
     p = sub.add_parser(
         "frontier",
@@ -20,13 +21,7 @@ def register(sub) -> None:
         epilog=BUDGET_HELP,
     )
     p.add_argument("--space", required=True, help="space name in search_spaces/ or a YAML path")
-    p.add_argument("--sram", help="SRAM budget, e.g. 128KB")
-    p.add_argument("--flash", help="flash budget, e.g. 512KB")
-    p.add_argument("--macs", help="compute budget, e.g. 20M")
-    p.add_argument("--board", help="take SRAM and flash from a catalog board (see `mcunas boards`)")
-    p.add_argument("--boards-file", help="YAML file with extra boards")
-    p.add_argument("--budget-model", choices=["deployable", "paper"], default="deployable",
-                   help="check predicted TFLM arena and .tflite size (deployable, default) or the paper's rule")
+    add_budget_flags(p, "default: the VWW paper's 250KB SRAM, 250KB flash, 60M MACs, or the board's")
     p.add_argument("--n", type=int, default=5000, help="candidates to sample (default 5000)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument("--plot", help="PNG path (default results/frontier_<space>.png)")
@@ -39,16 +34,17 @@ def register(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from mcunas.cost.boards import get_board
+    from mcunas.budget import PAPER_BUDGET
+    from mcunas.cli.flags import budget_from_args
     from mcunas.errors import UserError
     from mcunas.query.frontier import explore
-    from mcunas.search.budget import make_budget
     from mcunas.search.storage import RESULTS_DIR
     from mcunas.spaces import load_space
 
+    if args.n < 1:
+        raise UserError(f"--n must be at least 1, got {args.n}")
     space = load_space(args.space)
-    board = get_board(args.board, args.boards_file) if args.board else None
-    budget = make_budget(args.sram, args.flash, args.macs, board, args.budget_model)
+    budget = budget_from_args(args, defaults=PAPER_BUDGET)
     plot_path = None if args.no_plot else Path(args.plot or RESULTS_DIR / f"frontier_{Path(space.name).stem}.png")
     if plot_path is not None and plot_path.suffix.lower() != ".png":
         raise UserError(f"--plot {plot_path} must end in .png")

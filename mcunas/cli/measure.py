@@ -21,7 +21,7 @@ def run(args) -> int:
     import json
     from collections import Counter
 
-    from mcunas.cli.output import print_figures
+    from mcunas.output import print_figures
     from mcunas.tflm import measure_arena
 
     result = measure_arena(args.model)

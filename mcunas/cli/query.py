@@ -6,28 +6,9 @@ import json
 import sys
 
 
-def add_budget_flags(p, what: str) -> None:
-    """--sram/--flash/--macs/--board/--boards-file/--budget-model (shared with export --best)."""
-    p.add_argument("--sram", help=f"SRAM limit {what}, e.g. 128KB")
-    p.add_argument("--flash", help=f"flash limit {what}, e.g. 512KB")
-    p.add_argument("--macs", help=f"MAC limit {what}, e.g. 20M")
-    p.add_argument("--board", help="take SRAM and flash limits from a catalog board (see `mcunas boards`)")
-    p.add_argument("--boards-file", help="YAML file with extra boards")
-    p.add_argument("--budget-model", choices=["deployable", "paper"], default="deployable",
-                   help="check the deployable figures (TFLM arena and .tflite size: measured for trained "
-                   "trials, else predicted; default) or the paper's rule and int8 weight count")
-
-
-def limits_from_args(args):
-    from mcunas.cost.boards import get_board
-    from mcunas.query.whatif import make_limits
-
-    board = get_board(args.board, args.boards_file) if args.board else None
-    return make_limits(args.sram, args.flash, args.macs, board, args.budget_model)
-
-
 def register(sub) -> None:
     from mcunas.cli import BUDGET_HELP
+    from mcunas.cli.flags import add_budget_flags
 
     p = sub.add_parser(
         "query",
@@ -45,7 +26,7 @@ def register(sub) -> None:
     p.add_argument("--storage", help="Optuna storage URL (default: each study's results/<study>/study.journal)")
     p.add_argument("--study", action="append", required=True,
                    help="study name; repeat to compare several studies in one table")
-    add_budget_flags(p, "to ask about")
+    add_budget_flags(p, "unset: the campaign's own")
     p.add_argument("--top", type=int, default=10, help="how many ranked trials to list per study (default 10)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print the whole answer as JSON")
@@ -55,11 +36,12 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from mcunas.cli.flags import budget_from_args
     from mcunas.errors import UserError
     from mcunas.query.studies import load_studies
     from mcunas.query.whatif import answer
 
-    result = answer(load_studies(args.study, args.storage), limits_from_args(args), args.top)
+    result = answer(load_studies(args.study, args.storage), budget_from_args(args), args.top)
     none_fit = not any(s["fitting"] for s in result["studies"])
     if args.json:
         print(json.dumps(result, indent=2))

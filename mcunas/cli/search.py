@@ -21,6 +21,9 @@ DEFAULTS = {
 
 def register(sub) -> None:
     from mcunas.cli import BUDGET_HELP
+    from mcunas.cli.flags import add_budget_flags
+    from mcunas.search.objectives import DIRECTIONS, PRUNERS, SAMPLERS
+    from mcunas.train.recipes import RECIPES
 
     p = sub.add_parser(
         "search",
@@ -42,19 +45,13 @@ def register(sub) -> None:
     a("--n-trials", type=int, help="trained candidates this run adds; rejections do not count (default 4)")
     a("--timeout", help="stop starting new candidates after this long, e.g. 8h, 30m, 90s")
     a("--seed", type=int, help="sampler and training seed (default 0)")
-    a("--sram", help="SRAM budget, e.g. 250KB (default 250KB, or the board's)")
-    a("--flash", help="flash budget, e.g. 250KB (default 250KB, or the board's)")
-    a("--macs", help="compute budget, e.g. 60M (default 60M)")
-    a("--board", help="take SRAM and flash from a catalog board (see `mcunas boards`)")
-    a("--boards-file", help="YAML file with extra boards")
-    a("--budget-model", choices=["deployable", "paper"],
-      help="check budgets against predicted TFLM arena and .tflite size (deployable, default) or the paper's rule")
-    a("--objectives", help="comma list from accuracy, sram, flash, macs, capacity (default accuracy,sram)")
-    a("--sampler", choices=["tpe", "nsga2", "gp", "random"], help="Optuna sampler (default tpe)")
-    a("--pruner", choices=["none", "hyperband", "median"], help="epoch pruner, single accuracy objective only")
+    add_budget_flags(p, "default: the VWW paper's 250KB SRAM, 250KB flash, 60M MACs, or the board's")
+    a("--objectives", help=f"comma list from {', '.join(DIRECTIONS)} (default accuracy,sram)")
+    a("--sampler", choices=SAMPLERS, help="Optuna sampler (default tpe)")
+    a("--pruner", choices=PRUNERS, help="epoch pruner, single accuracy objective only")
     a("--epochs", type=int, help="training epochs per candidate (default 3)")
     a("--batch", type=int, help="batch size (default 32)")
-    a("--recipe", choices=["fast", "paper"], help="fast (Adam, cosine) or paper (RMSProp 0.9/0.9, lr 0.045 x0.98/epoch)")
+    a("--recipe", choices=RECIPES, help="fast (Adam, cosine) or paper (RMSProp 0.9/0.9, lr 0.045 x0.98/epoch)")
     a("--max-rejections", type=int, help="stop after this many consecutive over-budget candidates (default 2000)")
     a("--results-dir", help="where results/<study>/ goes (default results)")
     a("--heartbeat", type=int, help="RDB storage heartbeat in seconds (dead workers' trials fail after 2x)")
@@ -97,9 +94,11 @@ def merged_settings(args) -> dict:
 
 
 def run(args) -> int:
-    from mcunas.cost.boards import get_board
+    from argparse import Namespace
+
+    from mcunas.budget import PAPER_BUDGET
+    from mcunas.cli.flags import budget_from_args
     from mcunas.errors import UserError
-    from mcunas.search.budget import make_budget
     from mcunas.search.campaign import Campaign, run_campaign
     from mcunas.search.objectives import parse_objectives
     from mcunas.search.storage import default_storage_url
@@ -109,8 +108,7 @@ def run(args) -> int:
     for key in ("n_trials", "epochs", "batch"):
         if int(s[key]) < 1:
             raise UserError(f"--{key.replace('_', '-')} must be at least 1, got {s[key]}")
-    board = get_board(s["board"], s["boards_file"]) if s["board"] else None
-    budget = make_budget(s["sram"], s["flash"], s["macs"], board, s["budget_model"])
+    budget = budget_from_args(Namespace(**s), defaults=PAPER_BUDGET)
     space = load_space(s["space"])
     results_dir = Path(s["results_dir"])
     objectives = parse_objectives(s["objectives"])
@@ -168,9 +166,14 @@ def _check_data(c) -> None:
 
 
 def _export_winner(c) -> str | None:
-    """Export the best trained trial to results/<study>/winner/ (Keras, int8, C array, report)."""
-    from mcunas.query.winner import export_study_best
+    """Export the best trained trial under the campaign's budget to results/<study>/winner/."""
+    from mcunas.budget import Budget
+    from mcunas.cli.export import export_study_trial
+    from mcunas.cost.boards import load_boards
+    from mcunas.query.pick import pick_best
+    from mcunas.query.studies import load_study
 
     out = c.out_dir / "winner"
-    export_study_best(c.study_name, c.storage_url, out, c.budget.model)
+    study = load_study(c.study_name, c.storage_url)
+    export_study_trial(study, pick_best(study, Budget(model=c.budget.model)), out, load_boards())
     return str(out)

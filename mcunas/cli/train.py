@@ -9,6 +9,8 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
+    from mcunas.train.recipes import RECIPES
+
     p = sub.add_parser(
         "train",
         help="train one architecture and report float and int8 accuracy",
@@ -23,7 +25,7 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="folder for model.keras and model_int8.tflite")
     p.add_argument("--epochs", type=int, default=3, help="epochs (default 3)")
     p.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
-    p.add_argument("--recipe", choices=["fast", "paper"], default="fast", help="training recipe (default fast)")
+    p.add_argument("--recipe", choices=RECIPES, default="fast", help="training recipe (default fast)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=run)
@@ -34,11 +36,12 @@ def run(args) -> int:
     from pathlib import Path
 
     from mcunas.arch import parse_arch
-    from mcunas.cli.output import print_figures
     from mcunas.data.formats import detect_format
     from mcunas.errors import UserError
+    from mcunas.output import print_figures
     from mcunas.presets import preset_arch
     from mcunas.train import train_candidate
+    from mcunas.train.worker import TrainJob
 
     arch = preset_arch(args.preset) if args.preset else parse_arch(args.arch)
     for path in (args.data, args.eval_data):
@@ -46,8 +49,8 @@ def run(args) -> int:
             detect_format(Path(path))
     if min(args.epochs, args.batch) < 1:
         raise UserError("--epochs and --batch must be at least 1")
-    job = {"arch": str(arch), "data": args.data, "eval_data": args.eval_data, "epochs": args.epochs,
-           "batch": args.batch, "recipe": args.recipe, "seed": args.seed, "out_dir": args.out}
+    job = TrainJob(arch=str(arch), data=args.data, eval_data=args.eval_data, epochs=args.epochs,
+                   batch=args.batch, recipe=args.recipe, seed=args.seed, out_dir=args.out)
 
     def on_epoch(epoch: int, accuracy: float) -> None:
         print(f"mcunas: epoch {epoch}: float val accuracy {accuracy:.3f}", file=sys.stderr, flush=True)

@@ -14,7 +14,7 @@ Why LiteRT (``ai_edge_litert.interpreter.Interpreter``):
   agree with the published 428/500.  ``mcunas measure`` is where TFLM runs.
 
 Input quantisation is read from the model: images go through the shared
-:func:`mcunas.export.tflite.preprocess` (uint8 -> float in [0, 1]) and then
+:func:`mcunas.input_convention.preprocess` (uint8 -> float in [0, 1]) and then
 ``round(x / scale + zero_point)`` — for mcunas and MLPerf models (scale
 1/255, zero point -128) that is exactly ``pixel - 128``.  Images whose size
 or channel count differs from the model input are refitted with the dataset
@@ -83,7 +83,7 @@ def input_shape(interpreter) -> tuple[int, int, int]:
 
 def quantize_input(images: np.ndarray, detail: dict) -> np.ndarray:
     """uint8 images -> the model's input tensor values (float, or quantised int8/uint8)."""
-    from mcunas.export.tflite import preprocess
+    from mcunas.input_convention import preprocess
 
     x = preprocess(images)
     dtype = np.dtype(detail["dtype"])

@@ -24,7 +24,7 @@ numbers are stateless, drawn from a per-batch seed of
 augmentation sequence, and each epoch draws new ones.
 
 Pixels go into the model through :func:`preprocess`'s convention (the one of
-:mod:`mcunas.export.tflite`: ``uint8 / 255``); the eval pipeline reproduces it
+:mod:`mcunas.input_convention`: ``uint8 / 255``); the eval pipeline reproduces it
 exactly.
 """
 
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mcunas.export.tflite import preprocess  # noqa: F401  (re-exported: the input convention)
+from mcunas.input_convention import preprocess  # noqa: F401  (re-exported: the input convention)
 
 SHIFT = 0.1  # fraction of the side, each axis
 ZOOM = 0.1  # scale in [1 - ZOOM, 1 + ZOOM]

@@ -14,6 +14,7 @@ import numpy as np
 
 from mcunas.arch import Arch
 from mcunas.errors import UserError
+from mcunas.input_convention import DEVICE_INPUT
 
 CALIBRATION_IMAGES = 200
 
@@ -78,7 +79,7 @@ def export_arch(arch: Arch, out_dir: str | Path, weights: str | Path | None = No
     (out / "arch.txt").write_text(f"{arch}\n")
     state = "trained weights from " + str(weights) if weights else "untrained (random weights)"
     write_c_array(tflite, out, measured["tflm_arena_bytes"],
-                  comment=f"arch: {arch}\n{state}; int8 input = pixel - 128 (scale 1/255, zero point -128)")
+                  comment=f"arch: {arch}\n{state}; {DEVICE_INPUT}")
     return {
         "arch": str(arch),
         "out": str(out),

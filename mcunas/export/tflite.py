@@ -1,11 +1,9 @@
-"""Full-integer int8 TensorFlow Lite conversion, and the one input convention.
+"""Full-integer int8 TensorFlow Lite conversion.
 
-**Input convention** (the same as the MLPerf Tiny VWW reference model): the
-Keras model takes float pixels in [0, 1], i.e. ``uint8 / 255``
-(:func:`preprocess`; training and evaluation import it from here).  The
-int8 model's input is quantised with scale 1/255 and zero point -128, so on
-a device the int8 input is simply ``pixel - 128``
-(:func:`int8_input`).  The conversion pins that input range: the calibration
+**Input convention** (:mod:`mcunas.input_convention`, the same as the MLPerf
+Tiny VWW reference model): the Keras model takes float pixels in [0, 1], and
+the int8 model's input is ``pixel - 128`` (scale 1/255, zero point -128).
+The conversion pins that input range: the calibration
 set always reaches 0 and 255 (a real image set almost always does; when it
 does not, one frame spanning 0..255 is added to it), so every model mcunas
 exports takes the same int8 input.
@@ -44,20 +42,9 @@ import sys
 import numpy as np
 
 from mcunas.errors import UserError
+from mcunas.input_convention import preprocess
 
-INPUT_SCALE = 1.0 / 255.0
-INPUT_ZERO_POINT = -128
 FALLBACK_IMAGES = 32
-
-
-def preprocess(images: np.ndarray) -> np.ndarray:
-    """uint8 pixels (any shape) -> float32 in [0, 1]: what every mcunas Keras model takes."""
-    return np.asarray(images, dtype=np.float32) / 255.0
-
-
-def int8_input(images: np.ndarray) -> np.ndarray:
-    """uint8 pixels -> the int8 model's input (``pixel - 128``; scale 1/255, zero point -128)."""
-    return (np.asarray(images, dtype=np.int16) - 128).astype(np.int8)
 
 
 def fallback_images(shape: tuple[int, int, int], n: int = FALLBACK_IMAGES, seed: int = 0) -> np.ndarray:

@@ -6,8 +6,8 @@
   them, finds the Pareto set and prices each tightening of the budget;
 * :mod:`mcunas.query.frontier` answers "what could fit on my board" from a
   space with no study at all, by sampling and costing candidates;
-* :mod:`mcunas.query.winner` picks a trained trial of a study and hands it
-  to :mod:`mcunas.export` for deployment.
+* :mod:`mcunas.query.pick` picks a trained trial of a study and finds its
+  model files, which :mod:`mcunas.export.trial` turns into a deployment folder.
 
 Nothing here imports TensorFlow except the export of a winner.
 """

@@ -1,8 +1,8 @@
 """What could fit on a board, from a space alone: no study, no training.
 
-``N`` candidates are drawn uniformly with :class:`~mcunas.spaces.RandomTrial`
-(no storage round trips: the figure of merit here is candidates per second)
-and costed with the pure-Python model, each distinct architecture once, on
+``N`` candidates are drawn uniformly (no storage round trips: the figure of
+merit here is candidates per second) and costed with the pure-Python model by
+:func:`mcunas.budget.share_that_fits`, each distinct architecture once, on
 all cores.  The answer is
 
 * the share that fits the budget, overall and per budget dimension;
@@ -20,75 +20,20 @@ choice that changes nothing (e.g. ``skip`` at stride 2) counts both ways.
 
 from __future__ import annotations
 
-import os
-import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from mcunas.cost import estimate
-from mcunas.errors import UserError
-from mcunas.search.budget import Budget
-from mcunas.spaces import RandomTrial, RecordingTrial, Space, sample_arch
+from mcunas.budget import Budget, share_that_fits
+from mcunas.spaces import Space
 
-PARALLEL_MIN_CANDIDATES = 500  # below this many distinct candidates, starting processes costs more than it saves
 PLOT_MAX_POINTS = 4000  # infeasible points drawn (a random subset beyond this keeps the PNG light)
-
-
-def _cost(arch_text: str) -> dict:
-    from mcunas.arch import parse_arch
-
-    return estimate(parse_arch(arch_text))
-
-
-def cost_all(archs: list[str]) -> dict[str, dict]:
-    """Costs of each distinct architecture, over all CPU cores for big batches.
-
-    The cost model is pure Python (a few ms per MobileNetV2), so processes,
-    not threads; results do not depend on the split, so sampling stays
-    reproducible.
-    """
-    unique = list(dict.fromkeys(archs))
-    workers = min(os.cpu_count() or 1, 1 + len(unique) // PARALLEL_MIN_CANDIDATES)
-    if workers == 1:
-        return {a: _cost(a) for a in unique}
-    with ProcessPoolExecutor(workers) as pool:
-        return dict(zip(unique, pool.map(_cost, unique, chunksize=max(1, len(unique) // (4 * workers)))))
-
-
-def sample_costs(space: Space, budget: Budget, n: int, seed: int) -> tuple[pd.DataFrame, float]:
-    """``n`` costed candidates (one row each: params, figures, fits) and the seconds it took."""
-    if n < 1:
-        raise UserError(f"--n must be at least 1, got {n}")
-    trial = RandomTrial(seed)
-    start = time.perf_counter()
-    sampled = []
-    for _ in range(n):
-        rec = RecordingTrial(trial)
-        sampled.append((str(sample_arch(space, rec)), rec.params))
-    costs = cost_all([a for a, _ in sampled])
-    elapsed_s = time.perf_counter() - start
-    missing = [k for k in (budget.sram_key, budget.flash_key) if k not in next(iter(costs.values()))]
-    if missing:
-        raise UserError(f"this cost model gives no {missing[0]} for the {budget.model} budget model: "
-                        "use --budget-model paper")
-    rows = []
-    for arch, params in sampled:
-        c = costs[arch]
-        over = budget.constraints(c)
-        rows.append({"arch": arch, "macs": c["macs"], "sram_bytes": c[budget.sram_key],
-                     "flash_bytes": c[budget.flash_key], **{f"fits_{k}": v <= 0 for k, v in over.items()},
-                     "params": params})
-    df = pd.DataFrame(rows)
-    df["fits"] = df[[c for c in df.columns if c.startswith("fits_")]].all(axis=1)
-    return df, elapsed_s
 
 
 def share_by_value(df: pd.DataFrame) -> dict[str, dict[str, dict]]:
     """Dimension -> value -> {n, fit, share}: how each searched choice fares."""
-    params = pd.DataFrame(list(df["params"]), index=df.index)
+    params = pd.DataFrame(list(df["choices"]), index=df.index)
     out = {}
     for dim in params.columns:
         groups = df["fits"].groupby(params[dim].astype(str), sort=False)
@@ -141,8 +86,8 @@ def plot(df: pd.DataFrame, budget: Budget, space_name: str, path: Path) -> None:
     if len(infeasible) > PLOT_MAX_POINTS:
         infeasible = infeasible.sample(PLOT_MAX_POINTS, random_state=0)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), dpi=110, sharey=True)
-    panels = [("sram_bytes", budget.sram_bytes, f"peak SRAM, KB ({budget.sram_key})"),
-              ("flash_bytes", budget.flash_bytes, f"flash, KB ({budget.flash_key})")]
+    panels = [("sram_bytes", budget.sram_bytes, f"peak SRAM, KB ({budget.key('sram')})"),
+              ("flash_bytes", budget.flash_bytes, f"flash, KB ({budget.key('flash')})")]
     for ax, (x, limit, label) in zip(axes, panels):
         ax.scatter(infeasible[x] / 1000, infeasible["macs"] / 1e6, s=5, color="0.8", label="over budget")
         ax.scatter(feasible[x] / 1000, feasible["macs"] / 1e6, s=7, color="tab:blue", label=f"fits ({len(feasible):,})")
@@ -151,7 +96,8 @@ def plot(df: pd.DataFrame, budget: Budget, space_name: str, path: Path) -> None:
             ax.step(st[x] / 1000, st["macs"] / 1e6, where="post", color="tab:red", lw=1.5, label="largest MACs")
         if limit is not None:
             ax.axvline(limit / 1000, color="k", ls="--", lw=0.8)
-        ax.axhline(budget.macs / 1e6, color="k", ls=":", lw=0.8)
+        if budget.macs is not None:
+            ax.axhline(budget.macs / 1e6, color="k", ls=":", lw=0.8)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(label)
@@ -168,7 +114,7 @@ def plot(df: pd.DataFrame, budget: Budget, space_name: str, path: Path) -> None:
 
 def explore(space: Space, budget: Budget, n: int, seed: int, plot_path: Path | None) -> dict:
     """The whole frontier answer for ``mcunas frontier`` (plain types, JSON-ready)."""
-    df, elapsed_s = sample_costs(space, budget, n, seed)
+    df, elapsed_s = share_that_fits(space, budget, n, seed)
     feasible = df[df.fits]
     front = cost_pareto(feasible)
     if plot_path is not None:

@@ -30,15 +30,12 @@ step reports the best score still reachable and its loss against the start.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 import pandas as pd
 
+from mcunas.budget import COLUMN, Budget, judged_frame
 from mcunas.errors import UserError
 from mcunas.query.studies import StudyTrials
-from mcunas.search.budget import FIGURES
-from mcunas.units import parse_bytes, parse_count
 
 # Round steps (KB = 1000 B) that boards and the VWW paper use; MACs per inference.
 LADDERS = {
@@ -47,14 +44,6 @@ LADDERS = {
     "macs": [600_000_000, 300_000_000, 200_000_000, 100_000_000, 60_000_000, 40_000_000, 20_000_000,
              10_000_000, 5_000_000, 2_000_000, 1_000_000],
 }
-# budget model -> dimension -> (measured column, predicted cost key); the predicted keys are
-# the ones a campaign's budget checks (mcunas.search.budget.FIGURES), so both judge alike.
-_MEASURED = {"deployable": ("tflm_arena_bytes_measured", "tflite_bytes_measured"), "paper": (None, None)}
-FIGURE_SOURCES = {
-    model: {"sram": (_MEASURED[model][0], sram_key), "flash": (_MEASURED[model][1], flash_key)}
-    for model, (sram_key, flash_key) in FIGURES.items()
-}
-COLUMN = {"sram": "sram_bytes", "flash": "flash_bytes", "macs": "macs"}
 # objective -> (column, larger is better)
 OBJECTIVE_ORDER = {"accuracy": ("int8_accuracy", True), "capacity": ("macs", True), "macs": ("macs", False),
                    "sram": ("sram_bytes", False), "flash": ("flash_bytes", False)}
@@ -62,103 +51,9 @@ SHOWN = ["study", "number", "status", "int8_accuracy", "float_accuracy", "sram_b
          "flash_bytes", "flash_figure", "macs", "params", "arch"]
 
 
-@dataclass(frozen=True)
-class Limits:
-    """A what-if budget; ``None`` leaves a dimension unlimited."""
-
-    sram_bytes: int | None = None
-    flash_bytes: int | None = None
-    macs: int | None = None
-    model: str = "deployable"
-
-    def limit(self, dim: str) -> int | None:
-        return {"sram": self.sram_bytes, "flash": self.flash_bytes, "macs": self.macs}[dim]
-
-    def replace(self, dim: str, value: int) -> "Limits":
-        d = asdict(self)
-        d[{"sram": "sram_bytes", "flash": "flash_bytes", "macs": "macs"}[dim]] = value
-        return Limits(**d)
-
-    def within(self, search_budget: dict | None) -> "Limits":
-        """These limits, with unset dimensions taken from a campaign's budget of the same model."""
-        if not search_budget or search_budget.get("model", "deployable") != self.model:
-            return self
-        pick = {k: getattr(self, k) if getattr(self, k) is not None else search_budget.get(k)
-                for k in ("sram_bytes", "flash_bytes", "macs")}
-        return Limits(**pick, model=self.model)
-
-    def describe(self, unset: str = "unlimited") -> str:
-        parts = [f"SRAM ≤ {self.sram_bytes:,} B" if self.sram_bytes is not None else f"SRAM {unset}",
-                 f"flash ≤ {self.flash_bytes:,} B" if self.flash_bytes is not None else f"flash {unset}",
-                 f"MACs ≤ {self.macs:,}" if self.macs is not None else f"MACs {unset}"]
-        return ", ".join(parts) + f" ({self.model} figures)"
-
-
-def make_limits(sram: str | None, flash: str | None, macs: str | None, board=None,
-                model: str = "deployable") -> Limits:
-    """Limits from CLI strings; a board fills SRAM and flash not given explicitly."""
-    if model not in FIGURE_SOURCES:
-        raise UserError(f"unknown budget model '{model}': use deployable or paper")
-    sram_bytes = parse_bytes(sram) if sram else (board.sram_bytes if board else None)
-    flash_bytes = parse_bytes(flash) if flash else (board.flash_bytes if board else None)
-    return Limits(sram_bytes, flash_bytes, parse_count(macs) if macs else None, model)
-
-
-def _recost(arch: str) -> dict:
-    from mcunas.arch import parse_arch
-    from mcunas.cost import estimate
-
-    return estimate(parse_arch(arch))
-
-
-def with_figures(frame: pd.DataFrame, model: str) -> pd.DataFrame:
-    """Add ``sram_bytes``/``flash_bytes`` (the figures checked) and where each came from."""
-    df = frame.copy()
-    missing = df.macs.isna()
-    for measured, predicted in FIGURE_SOURCES[model].values():
-        missing |= df[predicted].isna() & (df[measured].isna() if measured else True)
-    missing &= df.arch.notna()
-    for i in df.index[missing]:
-        costs = _recost(df.at[i, "arch"])
-        for dim, (_, key) in FIGURE_SOURCES[model].items():
-            if key not in costs:
-                raise UserError(f"this cost model gives no {key} for the {model} budget model: "
-                                "use --budget-model paper")
-            if pd.isna(df.at[i, key]):
-                df.at[i, key] = costs[key]
-        if pd.isna(df.at[i, "macs"]):
-            df.at[i, "macs"] = costs["macs"]
-    for dim, (measured, predicted) in FIGURE_SOURCES[model].items():
-        values = df[predicted].astype(float)
-        source = pd.Series("predicted" if model == "deployable" else "paper", index=df.index)
-        if measured:
-            has = df[measured].notna()
-            values = values.where(~has, df[measured].astype(float))
-            source = source.where(~has, "measured")
-        df[COLUMN[dim]] = values
-        df[f"{dim}_figure"] = source
-    df["macs"] = df["macs"].astype(float)
-    return df
-
-
-def fits(df: pd.DataFrame, limits: Limits) -> np.ndarray:
-    """True for rows within every set limit (a missing figure never fits)."""
-    ok = np.ones(len(df), dtype=bool)
-    for dim, col in COLUMN.items():
-        limit = limits.limit(dim)
-        if limit is not None:
-            ok &= (df[col].to_numpy(float) <= limit)
-    return ok
-
-
-def overshoot(df: pd.DataFrame, limits: Limits) -> pd.Series:
-    """Sum over dimensions of the relative excess over each limit (0 when it fits)."""
-    total = pd.Series(0.0, index=df.index)
-    for dim, col in COLUMN.items():
-        limit = limits.limit(dim)
-        if limit is not None:
-            total += (df[col] / max(limit, 1) - 1).clip(lower=0)
-    return total
+def campaign_budget(study: StudyTrials) -> Budget | None:
+    """The budget the study's campaign searched under, if it recorded one."""
+    return Budget.from_dict(study.search_budget) if study.search_budget else None
 
 
 def ranking(study: StudyTrials) -> list[tuple[str, bool]]:
@@ -189,7 +84,7 @@ def candidates(study: StudyTrials, model: str) -> pd.DataFrame:
     else:
         df = df[df.status.isin(["trained", "rejected"]) & df.arch.notna()]
     df = df.sort_values("number").drop_duplicates("arch")
-    return with_figures(df, model) if len(df) else df.assign(sram_bytes=[], flash_bytes=[])
+    return judged_frame(df, model) if len(df) else df.assign(sram_bytes=[], flash_bytes=[])
 
 
 def rank(df: pd.DataFrame, keys: list[tuple[str, bool]]) -> pd.DataFrame:
@@ -227,31 +122,18 @@ def rows(df: pd.DataFrame, study: str) -> list[dict]:
     return out
 
 
-def _over_by(df: pd.DataFrame, limits: Limits) -> pd.Series:
-    def one(r):
-        parts = []
-        for dim, col in COLUMN.items():
-            limit = limits.limit(dim)
-            if limit is not None and r[col] > limit:
-                parts.append(f"{dim} +{int(r[col] - limit):,} ({r[col] / limit - 1:+.0%})" if limit else
-                             f"{dim} +{int(r[col]):,}")
-        return "; ".join(parts)
-
-    return df.apply(one, axis=1) if len(df) else pd.Series(dtype=str)
-
-
-def study_answer(study: StudyTrials, limits: Limits, top: int) -> dict:
-    """Everything ``mcunas query`` says about one study under ``limits``."""
-    limits = limits.within(study.search_budget)
-    cands = candidates(study, limits.model)
+def study_answer(study: StudyTrials, budget: Budget, top: int) -> dict:
+    """Everything ``mcunas query`` says about one study under ``budget`` (unset limits: the campaign's)."""
+    budget = budget.filled_from(campaign_budget(study))
+    cands = candidates(study, budget.model)
     keys = ranking(study)
-    ok = fits(cands, limits)
+    ok = budget.fits(cands)
     inside = rank(cands[ok], keys)
     answer = {
         "study": study.name, "storage": study.storage_url, "space": study.space,
         "objectives": study.objectives, "ranked_by": describe_ranking(study),
         "search_budget": study.search_budget,
-        "budget": {**asdict(limits), "description": limits.describe()},
+        "budget": {**budget.as_dict(), "description": budget.describe()},
         "trials": int(len(study.frame)),
         "status_counts": {k: int(v) for k, v in study.frame.status.value_counts().items()},
         "candidates": int(len(cands)), "fitting": int(ok.sum()),
@@ -260,29 +142,31 @@ def study_answer(study: StudyTrials, limits: Limits, top: int) -> dict:
     }
     if study.needs_training:
         rejected = study.frame[study.frame.status == "rejected"].drop_duplicates("arch")
-        answer["untrained_fitting"] = int(fits(with_figures(rejected, limits.model), limits).sum()) if len(rejected) else 0
+        answer["untrained_fitting"] = (int(budget.fits(judged_frame(rejected, budget.model)).sum())
+                                       if len(rejected) else 0)
     if not ok.any() and len(cands):
-        near = cands.assign(_over=overshoot(cands, limits))
+        near = cands.assign(_over=budget.overshoot(cands))
         near = rank(near, keys).sort_values("_over", kind="stable").head(min(top, 5))
-        answer["nearest"] = rows(near.assign(over_by=_over_by(near, limits)), study.name)
+        over_by = [budget.over_by(row) for _, row in near.iterrows()]
+        answer["nearest"] = rows(near.assign(over_by=over_by), study.name)
     return answer
 
 
-def ladder_start(dim: str, limits: Limits, studies: list[StudyTrials], frames: list[pd.DataFrame]) -> int | None:
+def ladder_start(dim: str, budget: Budget, studies: list[StudyTrials], frames: list[pd.DataFrame]) -> int | None:
     """Where a dimension's tightening starts: the query limit, the loosest campaign budget, or the largest value."""
-    own = [limits.within(s.search_budget).limit(dim) for s in studies]
+    own = [budget.filled_from(campaign_budget(s)).limit(dim) for s in studies]
     if all(v is not None for v in own):
         return int(max(own))
     seen = [f[COLUMN[dim]].max() for f in frames if len(f)]
     return int(max(seen)) if seen else None
 
 
-def tightening(studies: list[StudyTrials], limits: Limits) -> list[dict]:
+def tightening(studies: list[StudyTrials], budget: Budget) -> list[dict]:
     """Best score per study at each rung of each dimension's ladder (see module doc)."""
-    frames = [candidates(s, limits.model) for s in studies]
+    frames = [candidates(s, budget.model) for s in studies]
     out = []
     for dim in ("sram", "flash", "macs"):
-        start = ladder_start(dim, limits, studies, frames)
+        start = ladder_start(dim, budget, studies, frames)
         if start is None:
             continue
         steps = [start] + [v for v in LADDERS[dim] if v < start]
@@ -291,8 +175,8 @@ def tightening(studies: list[StudyTrials], limits: Limits) -> list[dict]:
             row = {"dimension": dim, "limit": int(step), "studies": {}}
             any_fit = False
             for study, df in zip(studies, frames):
-                lim = limits.replace(dim, step).within(study.search_budget)
-                inside = rank(df[fits(df, lim)], ranking(study))
+                rung = budget.with_limit(dim, step).filled_from(campaign_budget(study))
+                inside = rank(df[rung.fits(df)], ranking(study))
                 col, _ = ranking(study)[0]
                 if len(inside):
                     any_fit = True
@@ -311,10 +195,10 @@ def tightening(studies: list[StudyTrials], limits: Limits) -> list[dict]:
     return out
 
 
-def answer(studies: list[StudyTrials], limits: Limits, top: int = 10) -> dict:
+def answer(studies: list[StudyTrials], budget: Budget, top: int = 10) -> dict:
     """The whole what-if answer for one or several studies."""
     if top < 1:
         raise UserError(f"--top must be at least 1, got {top}")
-    return {"budget": {**asdict(limits), "description": limits.describe(unset="as each study's campaign")},
-            "studies": [study_answer(s, limits, top) for s in studies],
-            "tightening": tightening(studies, limits)}
+    return {"budget": {**budget.as_dict(), "description": budget.describe(unset="as each study's campaign")},
+            "studies": [study_answer(s, budget, top) for s in studies],
+            "tightening": tightening(studies, budget)}

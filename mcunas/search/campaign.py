@@ -21,12 +21,12 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from mcunas.budget import Budget, cost_members, share_that_fits
 from mcunas.cost import estimate
 from mcunas.errors import UserError
-from mcunas.search.budget import Budget
 from mcunas.search.objectives import DIRECTIONS, objective_values
 from mcunas.search.progress import Progress
-from mcunas.spaces import RandomTrial, Space, sample_arch
+from mcunas.spaces import Space, reference_choices, sample_arch
 
 
 @dataclass
@@ -61,16 +61,19 @@ class Campaign:
         return self.results_dir / self.study_name
 
 
-def fraction_that_fits(space: Space, budget: Budget, n: int = 1000, seed: int = 0) -> tuple[float, dict]:
-    """Share of ``n`` random members of ``space`` within ``budget``, and the smallest costs seen."""
-    trial = RandomTrial(seed)
-    fits, smallest = 0, {}
-    for _ in range(n):
-        costs = estimate(sample_arch(space, trial))
-        fits += not budget.violations(costs)
-        for key in (budget.sram_key, budget.flash_key, "macs"):
-            smallest[key] = min(smallest.get(key, costs[key]), costs[key])
-    return fits / n, smallest
+PRECHECK_SAMPLES = 1000
+
+
+def precheck(c: Campaign) -> float:
+    """Share of the space that fits the budget (1,000 random members); refuses a budget none meets."""
+    df, _ = share_that_fits(c.space, c.budget, PRECHECK_SAMPLES, seed=0)
+    if not df.fits.any():
+        seen = ", ".join(f"{c.budget.key(d)} {int(df[c.budget.key(d)].min()):,}" for d in c.budget.limits())
+        raise UserError(
+            f"no member of space '{c.space.name}' fits {c.budget.describe()} in {PRECHECK_SAMPLES:,} samples "
+            f"(smallest seen: {seen}): loosen the budget or use a smaller space"
+        )
+    return float(df.fits.mean())
 
 
 def _study_identity(c: Campaign) -> dict:
@@ -104,7 +107,7 @@ def open_study(c: Campaign):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "experimental" since Optuna 3.2, still there in 5
             study.set_metric_names(c.objectives)
-        enqueue_feasible_presets(study, c)
+        seed_with_reference_networks(study, c)
     recovered = recover_dead_trials(study)
     if recovered:
         print(f"mcunas: trials {recovered} were left RUNNING by a dead worker: failed and queued again", flush=True)
@@ -129,24 +132,17 @@ def _check_identity(study, identity: dict, c: Campaign) -> None:
             )
 
 
-def enqueue_feasible_presets(study, c: Campaign, limit: int = 2) -> list[str]:
-    """Seed a new study with the space's reference nets that fit, largest first."""
-    from mcunas.spaces import RecordingTrial, ReferenceTrial
-
-    spec = c.space.spec
-    found = []
-    for width in spec["width"] if isinstance(spec["width"], list) else [spec["width"]]:
-        for resolution in (96, 128, 160):
-            if resolution not in spec["input"]["resolution"]:
-                continue
-            rec = RecordingTrial(ReferenceTrial({"width": width, "resolution": resolution}))
-            costs = estimate(sample_arch(c.space, rec))
-            if not c.budget.violations(costs):
-                found.append((costs["macs"], rec.params))
-    chosen = sorted(found, key=lambda f: -f[0])[:limit]
-    for _, params in chosen:
-        study.enqueue_trial(params, user_attrs={"seeded_from": "preset"})
-    return [str(p) for _, p in chosen]
+def seed_with_reference_networks(study, c: Campaign, limit: int = 2) -> list[str]:
+    """Queue the space's reference networks that fit (every listed width and resolution), largest MACs first."""
+    members = reference_choices(c.space)
+    if not members:  # the space lists none of the paper's resolutions
+        return []
+    df = cost_members(c.space, members)
+    df = df[c.budget.fits(c.budget.judged(df))].drop_duplicates("arch")
+    chosen = df.sort_values("macs", ascending=False, kind="stable").head(limit)
+    for choices in chosen.choices:
+        study.enqueue_trial(choices, user_attrs={"seeded_from": "preset"})
+    return list(chosen.arch)
 
 
 def cost_candidate(trial, space: Space, budget: Budget) -> tuple[str, dict, list[str]]:
@@ -168,15 +164,6 @@ def cost_candidate(trial, space: Space, budget: Budget) -> tuple[str, dict, list
     return arch, costs, reasons
 
 
-def ask_and_cost(study, space: Space, budget: Budget, objectives: list[str]):
-    """Ask/tell form of :func:`cost_candidate`: a rejected candidate is told at once."""
-    trial = study.ask()
-    arch, costs, reasons = cost_candidate(trial, space, budget)
-    if reasons:
-        study.tell(trial, objective_values(objectives, costs, budget, None))
-    return trial, arch, costs, reasons
-
-
 def _trained_results(study) -> dict[str, dict]:
     """Arch string -> recorded training result, to avoid training one network twice."""
     import optuna
@@ -192,18 +179,108 @@ class CandidateFailed(Exception):
     """Training, export or TFLM failed for one candidate: the trial fails, the campaign goes on."""
 
 
-@dataclass
-class _Tally:
-    trained: int = 0
-    rejected: int = 0
-    failed: int = 0
-    pruned: int = 0
-    consecutive_rejections: int = 0
-    consecutive_failures: int = 0
-    last_failure: str = ""
-    gave_up: bool = False
-
 MAX_CONSECUTIVE_FAILURES = 5  # then the setup, not the candidates, is broken
+
+
+class _Run:
+    """One ``mcunas search`` run over an open study: the objective Optuna calls, and its tallies.
+
+    A rejected candidate is told at once; a fitting one is trained (or, if the
+    same network was trained before in this study, its result is reused).
+    ``n_trials`` counts trained candidates, so the run stops itself when
+    enough were trained, after too many rejections in a row (the sampler
+    keeps proposing misfits) or failures in a row (the setup is broken).
+    """
+
+    def __init__(self, c: Campaign, study, progress: Progress):
+        self.c, self.study, self.progress = c, study, progress
+        self.trained_before = _trained_results(study)
+        self.counts = {"trained": 0, "rejected": 0, "failed": 0, "pruned": 0}
+        self.rejections_in_a_row = 0
+        self.failures_in_a_row = 0
+        self.last_failure = ""
+
+    def objective(self, trial) -> list[float]:
+        from mcunas.search.recovery import OWNER_ATTR, owner
+
+        c = self.c
+        trial.set_user_attr(OWNER_ATTR, owner())
+        arch, costs, reasons = cost_candidate(trial, c.space, c.budget)
+        if reasons:
+            self._rejected(trial, reasons)
+            return objective_values(c.objectives, costs, c.budget, None)
+        self.rejections_in_a_row = 0
+        self.counts["trained"] += 1  # a pruned candidate used training time too
+        if not c.needs_training:
+            self.progress.trained(trial.number, arch, None)
+            return objective_values(c.objectives, costs, c.budget, None)
+        result = self._train(trial, arch)
+        for key, value in result.items():
+            trial.set_user_attr(key, value)
+        self.trained_before[arch] = result
+        self.progress.trained(trial.number, arch, result)
+        return objective_values(c.objectives, costs, c.budget, result["int8_accuracy"])
+
+    def _rejected(self, trial, reasons: list[str]) -> None:
+        self.counts["rejected"] += 1
+        self.rejections_in_a_row += 1
+        self.progress.rejected(trial.number, reasons)
+        if self.rejections_in_a_row >= self.c.max_consecutive_rejections:
+            self.study.stop()
+
+    def _train(self, trial, arch: str) -> dict:
+        """The training result of ``arch`` (reused when trained before); raises when it fails or is pruned."""
+        import optuna
+
+        from mcunas.search.training import train_for_trial
+
+        if arch in self.trained_before:
+            return {**self.trained_before[arch], "duplicate_of_earlier_trial": True}
+        try:
+            result = train_for_trial(self.c, trial, arch, self.progress)
+        except optuna.TrialPruned as exc:
+            self.counts["pruned"] += 1
+            self.progress.note(f"trial {trial.number} {exc}")
+            raise
+        if "error" not in result:
+            self.failures_in_a_row = 0
+            return result
+        trial.set_user_attr("fail_reason", result["error"])
+        self.counts["trained"] -= 1
+        self.counts["failed"] += 1
+        self.failures_in_a_row += 1
+        self.last_failure = f"{result['error']} (trial {trial.number})"
+        self.progress.failed(trial.number, result["error"])
+        if self.failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:
+            self.study.stop()
+        raise CandidateFailed(result["error"])
+
+    def after_trial(self, study, frozen) -> None:
+        """Rewrite the result files after every trial that was not a rejection; stop when enough trained."""
+        import optuna
+
+        from mcunas.search.results import write_results
+
+        rejected = frozen.state == optuna.trial.TrialState.COMPLETE and "rejected" in frozen.user_attrs
+        if self.c.needs_training and not rejected:
+            write_results(study, self.c)
+        if self.counts["trained"] >= self.c.n_trials:
+            study.stop()
+
+    def check_gave_up(self, share: float) -> None:
+        """Raise the one-line reason a run stopped itself, if it did."""
+        c = self.c
+        if self.failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:
+            raise UserError(
+                f"{self.failures_in_a_row} candidates in a row failed to train, last: {self.last_failure}; "
+                f"fix the cause (worker logs in {c.out_dir / 'trials'}) and rerun the same command to resume"
+            )
+        if self.rejections_in_a_row >= c.max_consecutive_rejections:
+            raise UserError(
+                f"{self.rejections_in_a_row} candidates in a row exceed {c.budget.describe()}; only "
+                f"{share:.2%} of the space fits: loosen the budget or narrow the space (results so far are in "
+                f"{c.out_dir})"
+            )
 
 
 def run_campaign(c: Campaign) -> dict:
@@ -215,93 +292,29 @@ def run_campaign(c: Campaign) -> dict:
     """
     import optuna
 
-    from mcunas.search.recovery import OWNER_ATTR, owner
     from mcunas.search.results import write_results
-    from mcunas.search.training import train_in_worker
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     c.out_dir.mkdir(parents=True, exist_ok=True)
-    share, smallest = fraction_that_fits(c.space, c.budget)
-    if share == 0:
-        seen = ", ".join(f"{k} {v:,}" for k, v in smallest.items())
-        raise UserError(
-            f"no member of space '{c.space.name}' fits {c.budget.describe()} in 1,000 samples "
-            f"(smallest seen: {seen}): loosen the budget or use a smaller space"
-        )
+    share = precheck(c)
     study = open_study(c)
-    (c.out_dir / "campaign.json").write_text(json.dumps(
-        {**asdict(c), "space": str(c.space.path), "results_dir": str(c.results_dir)}, indent=2, default=str))
-    progress = Progress(c.n_trials, c.timeout_s, share)
-    trained_before = _trained_results(study)
-    tally = _Tally()
-
-    def objective(trial):
-        trial.set_user_attr(OWNER_ATTR, owner())
-        arch, costs, reasons = cost_candidate(trial, c.space, c.budget)
-        if reasons:
-            tally.rejected += 1
-            tally.consecutive_rejections += 1
-            progress.rejected(trial.number, reasons)
-            if tally.consecutive_rejections >= c.max_consecutive_rejections:
-                tally.gave_up = True
-                study.stop()
-            return objective_values(c.objectives, costs, c.budget, None)
-        tally.consecutive_rejections = 0
-        if not c.needs_training:
-            tally.trained += 1
-            progress.trained(trial.number, arch, None)
-            return objective_values(c.objectives, costs, c.budget, None)
-        tally.trained += 1  # a pruned candidate used training time too
-        try:
-            result = ({**trained_before[arch], "duplicate_of_earlier_trial": True} if arch in trained_before
-                      else train_in_worker(c, trial, arch, progress))
-        except optuna.TrialPruned as exc:
-            tally.pruned += 1
-            progress.note(f"trial {trial.number} {exc}")
-            raise
-        if "error" in result:
-            trial.set_user_attr("fail_reason", result["error"])
-            tally.trained -= 1
-            tally.failed += 1
-            tally.consecutive_failures += 1
-            tally.last_failure = f"{result['error']} (trial {trial.number})"
-            progress.failed(trial.number, result["error"])
-            if tally.consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
-                study.stop()
-            raise CandidateFailed(result["error"])
-        tally.consecutive_failures = 0
-        for key, value in result.items():
-            trial.set_user_attr(key, value)
-        trained_before[arch] = result
-        progress.trained(trial.number, arch, result)
-        return objective_values(c.objectives, costs, c.budget, result["int8_accuracy"])
-
-    def after_trial(study, frozen):
-        if frozen.state != optuna.trial.TrialState.COMPLETE or "rejected" not in frozen.user_attrs:
-            if c.needs_training:
-                write_results(study, c)
-        if tally.trained >= c.n_trials:
-            study.stop()
-
+    _write_campaign_record(c)
+    run = _Run(c, study, Progress(c.n_trials, c.timeout_s, share))
     start = time.monotonic()
-    study.optimize(objective, timeout=c.timeout_s, callbacks=[after_trial], catch=(CandidateFailed,),
+    study.optimize(run.objective, timeout=c.timeout_s, callbacks=[run.after_trial], catch=(CandidateFailed,),
                    gc_after_trial=False)
     paths = write_results(study, c)
-    if tally.consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
-        raise UserError(
-            f"{tally.consecutive_failures} candidates in a row failed to train, last: {tally.last_failure}; "
-            f"fix the cause (worker logs in {c.out_dir / 'trials'}) and rerun the same command to resume"
-        )
-    if tally.gave_up:
-        raise UserError(
-            f"{tally.consecutive_rejections} candidates in a row exceed {c.budget.describe()}; only "
-            f"{share:.2%} of the space fits: loosen the budget or narrow the space (results so far are in {c.out_dir})"
-        )
-    if c.timeout_s is not None and tally.trained < c.n_trials:
-        progress.note(f"timeout reached after {tally.trained} trained candidates")
+    run.check_gave_up(share)
+    if c.timeout_s is not None and run.counts["trained"] < c.n_trials:
+        run.progress.note(f"timeout reached after {run.counts['trained']} trained candidates")
     elapsed = time.monotonic() - start
-    figures = {"trained": tally.trained, "rejected": tally.rejected, "failed": tally.failed,
-               "pruned": tally.pruned, "elapsed_s": round(elapsed, 1)}
+    figures = {**run.counts, "elapsed_s": round(elapsed, 1)}
     if not c.needs_training and elapsed:  # a throughput only means something without training in between
-        figures["candidates_per_s"] = round((tally.trained + tally.rejected) / elapsed, 1)
+        figures["candidates_per_s"] = round((run.counts["trained"] + run.counts["rejected"]) / elapsed, 1)
     return {**figures, **paths}
+
+
+def _write_campaign_record(c: Campaign) -> None:
+    """``campaign.json``: the run's settings as given, for people reading the results folder."""
+    (c.out_dir / "campaign.json").write_text(json.dumps(
+        {**asdict(c), "space": str(c.space.path), "results_dir": str(c.results_dir)}, indent=2, default=str))

@@ -11,11 +11,14 @@ accuracy-versus-memory frontier.
 from __future__ import annotations
 
 from mcunas.errors import UserError
-from mcunas.search.budget import Budget
+from mcunas.budget import Budget
 
 DIRECTIONS = {"accuracy": "maximize", "sram": "minimize", "flash": "minimize", "macs": "minimize",
               "capacity": "maximize"}
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
+PRUNERS = ("none", "hyperband", "median")
+# objective -> the budget dimension whose figure it reads ("capacity" maximises MACs)
+_DIMENSION = {"sram": "sram", "flash": "flash", "macs": "macs", "capacity": "macs"}
 
 
 def parse_objectives(text: str) -> list[str]:
@@ -30,8 +33,13 @@ def parse_objectives(text: str) -> list[str]:
 
 def objective_values(objectives: list[str], costs: dict, budget: Budget, accuracy: float | None) -> list[float]:
     """The trial's values in objective order; a candidate never trained scores accuracy 0."""
-    keys = {"sram": budget.sram_key, "flash": budget.flash_key, "macs": "macs", "capacity": "macs"}
-    return [float(accuracy or 0.0) if name == "accuracy" else float(costs[keys[name]]) for name in objectives]
+    return [float(accuracy or 0.0) if name == "accuracy" else float(costs[objective_key(name, budget)])
+            for name in objectives]
+
+
+def objective_key(name: str, budget: Budget) -> str:
+    """The cost figure a cost objective reads under ``budget``'s model (e.g. ``sram`` -> ``sram_tflm_bytes``)."""
+    return budget.key(_DIMENSION[name])
 
 
 def make_sampler(name: str, seed: int | None):
@@ -66,4 +74,4 @@ def make_pruner(name: str, objectives: list[str], epochs: int):
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(1, epochs))
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
-    raise UserError(f"unknown pruner '{name}': choose none, hyperband or median")
+    raise UserError(f"unknown pruner '{name}': choose one of {', '.join(PRUNERS)}")

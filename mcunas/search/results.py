@@ -32,7 +32,7 @@ def trials_frame(study) -> pd.DataFrame:
         row = {"study": study.study_name, "number": t.number, "status": status, "arch": attrs.get("arch")}
         row.update({k: attrs.get("costs", {}).get(k) for k in COST_COLUMNS})
         row.update({k: attrs.get(k) for k in RESULT_COLUMNS})
-        row["feasible"] = bool(t.constraints) and all(v <= 0 for v in t.constraints.values())
+        row["feasible"] = "costs" in attrs and "rejected" not in attrs  # as judged when it was costed
         row["reason"] = attrs.get("rejected") or attrs.get("fail_reason")
         rows.append(row)
     return pd.DataFrame(rows, columns=["study", "number", "status", "arch", *COST_COLUMNS, *RESULT_COLUMNS,
@@ -96,22 +96,22 @@ def write_results(study, campaign) -> dict:
     trained = df[(df.status == "trained") & df.feasible & df.int8_accuracy.notna()]
     rejected = df[df.status == "rejected"]
     paths = {"trials_csv": str(out / "trials.csv")}
+    sram_key, flash_key = budget.key("sram"), budget.key("flash")
     if campaign.needs_training:
-        front = trained[pareto_mask(trained, ["int8_accuracy"], [budget.sram_key])].sort_values(budget.sram_key)
+        front = trained[pareto_mask(trained, ["int8_accuracy"], [sram_key])].sort_values(sram_key)
         _write_csv(front, out / "pareto.csv")
         paths["pareto_csv"] = str(out / "pareto.csv")
         for x, label, name, limit in (
-                (budget.sram_key, f"peak SRAM, KB ({budget.sram_key})", "pareto_sram.png", budget.sram_bytes),
-                (budget.flash_key, f"flash, KB ({budget.flash_key})", "pareto_flash.png", budget.flash_bytes),
+                (sram_key, f"peak SRAM, KB ({sram_key})", "pareto_sram.png", budget.sram_bytes),
+                (flash_key, f"flash, KB ({flash_key})", "pareto_flash.png", budget.flash_bytes),
                 ("macs", "MACs (millions)", "pareto_macs.png", budget.macs)):
             _plot(trained, rejected, x, label, out / name, limit)
             paths.setdefault("pngs", []).append(str(out / name))
     else:
         feasible = df[(df.status == "trained") & df.feasible]
-        from mcunas.search.objectives import DIRECTIONS
+        from mcunas.search.objectives import DIRECTIONS, objective_key
 
-        keys = {"sram": budget.sram_key, "flash": budget.flash_key, "macs": "macs", "capacity": "macs"}
-        cols = [(keys[o], DIRECTIONS[o]) for o in campaign.objectives]
+        cols = [(objective_key(o, budget), DIRECTIONS[o]) for o in campaign.objectives]
         front = feasible[pareto_mask(feasible, [c for c, d in cols if d == "maximize"],
                                      [c for c, d in cols if d == "minimize"])]
         _write_csv(front, out / "pareto.csv")
@@ -135,8 +135,8 @@ def _write_summary(df: pd.DataFrame, front: pd.DataFrame, campaign, path: Path) 
         "## Pareto front",
         "",
     ]
-    show = [c for c in ["number", "int8_accuracy", "float_accuracy", campaign.budget.sram_key,
-                        campaign.budget.flash_key, "macs", "arch"] if c in front.columns]
+    show = [c for c in ["number", "int8_accuracy", "float_accuracy", campaign.budget.key("sram"),
+                        campaign.budget.key("flash"), "macs", "arch"] if c in front.columns]
     if len(front):
         lines.append("| " + " | ".join(show) + " |")
         lines.append("|" + "---|" * len(show))

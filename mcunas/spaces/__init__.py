@@ -176,6 +176,23 @@ def sample_arch(space: Space, trial: SuggestsCategorical) -> Arch:
     return arch
 
 
+PAPER_RESOLUTIONS = (96, 128, 160, 192, 224)
+"""The input resolutions the VWW paper benchmarks; presets are defined at these."""
+
+
+def reference_choices(space: Space) -> list[dict[str, Any]]:
+    """The space's reference network at each listed width and each of the paper's resolutions it lists.
+
+    Other choices take their reference values.  What a new study is seeded
+    with; pass each to :class:`ReferenceTrial`.
+    """
+    def listed(value):
+        return value if isinstance(value, list) else [value]
+
+    resolutions = [r for r in listed(space.spec["input"]["resolution"]) if r in PAPER_RESOLUTIONS]
+    return [{"width": w, "resolution": r} for w in listed(space.spec["width"]) for r in resolutions]
+
+
 def sample_strings(space: Space, n: int, seed: int) -> list[str]:
     """``n`` reproducible random members of ``space`` via a seeded Optuna study."""
     import optuna

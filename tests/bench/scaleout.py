@@ -7,7 +7,7 @@ Run from the repository root (starts its own throw-away PostgreSQL server)::
 
 Rejection-only load: every worker asks, samples, costs, records and tells
 candidates under a 1 KB SRAM budget that nothing meets — the path a campaign
-takes for every over-budget candidate (:func:`mcunas.search.campaign.ask_and_cost`).
+takes for every over-budget candidate (:func:`mcunas.bench.search.ask_and_cost`).
 Figures are total trials/s over all workers for a fixed wall time; one run,
 so compare within the table, not across machines.
 """
@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ for pg_se
 def _worker(storage_url: str, study_name: str, seconds: float, seed: int, counter) -> None:
     import optuna
 
-    from mcunas.search.budget import make_budget
-    from mcunas.search.campaign import ask_and_cost
+    from mcunas.bench.search import ask_and_cost
+    from mcunas.budget import PAPER_BUDGET, parse_budget
     from mcunas.search.objectives import make_sampler
     from mcunas.search.storage import open_storage
     from mcunas.spaces import load_space
@@ -38,7 +38,7 @@ def _worker(storage_url: str, study_name: str, seconds: float, seed: int, counte
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url),
                               sampler=make_sampler("random", seed))
-    space, budget = load_space("mobilenet_v2"), make_budget(sram="1KB")
+    space, budget = load_space("mobilenet_v2"), parse_budget(sram="1KB", defaults=PAPER_BUDGET)
     end, n = time.monotonic() + seconds, 0
     while time.monotonic() < end:
         ask_and_cost(study, space, budget, ["capacity", "sram"])

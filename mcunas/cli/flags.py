@@ -1,0 +1,43 @@
+"""Flags several subcommands share: the budget flags and the board lookup, declared once.
+
+``search``, ``frontier``, ``query`` and ``export --best`` take the same
+``--sram/--flash/--macs/--board/--boards-file/--budget-model``; each caller
+says what an unset limit means (:func:`budget_from_args`'s ``defaults``).
+Choices come from the domain registries, so a new budget model appears here
+without retyping it.
+"""
+
+from __future__ import annotations
+
+from mcunas.budget import BUDGET_MODELS
+
+
+def add_budget_flags(p, unset: str) -> None:
+    """The budget flags; ``unset`` says in the help what a limit left out means for this command."""
+    p.add_argument("--sram", help=f"SRAM limit, e.g. 128KB ({unset})")
+    p.add_argument("--flash", help=f"flash limit, e.g. 512KB ({unset})")
+    p.add_argument("--macs", help=f"MAC limit, e.g. 20M ({unset})")
+    add_board_flags(p, "take SRAM and flash limits from a catalog board (see `mcunas boards`)")
+    p.add_argument("--budget-model", choices=BUDGET_MODELS,
+                   help="check the deployable figures (TFLM arena and .tflite size: measured for trained "
+                   "trials, else predicted; the default) or the paper's rule and int8 weight count")
+
+
+def add_board_flags(p, board_help: str) -> None:
+    p.add_argument("--board", help=board_help)
+    p.add_argument("--boards-file", help="YAML file with extra boards (see `mcunas boards --help`)")
+
+
+def board_from_args(args):
+    """The board named by ``--board`` (catalog plus ``--boards-file``), or None."""
+    from mcunas.cost.boards import get_board
+
+    return get_board(args.board, args.boards_file) if args.board else None
+
+
+def budget_from_args(args, defaults=None):
+    """The budget the flags describe; limits left out come from the board, then ``defaults``."""
+    from mcunas.budget import parse_budget
+
+    return parse_budget(args.sram, args.flash, args.macs, board_from_args(args),
+                        args.budget_model or "deployable", defaults)
