@@ -14,7 +14,11 @@ KEYS_HELP = """figures (bytes or counts):
   sram_paper_bytes  the paper's peak-activation rule
   tflite_bytes      predicted size of the exported int8 .tflite file
   sram_tflm_bytes   predicted TFLM arena (greedy-planned activations + persistent tail)
-  latency_ms        first-order estimate, only with --board (see README)
+  runtime           with --board: the runtime the latency is for (--runtime)
+  latency_ms        with --board: estimated milliseconds per inference (see README)
+  latency_low_ms    with --board: latency_ms times the smallest measured/predicted ratio
+  latency_high_ms   with --board: latency_ms times the largest; budget with this one
+  latency_error_pct with --board: median error on published CNNs the fit did not see
 
 ARCH grammar (tokens joined by '-'):
   in_r<RES>_c<CH>[_relu6]          input RES x RES x CH (3 = RGB, 1 = grayscale)
@@ -44,6 +48,8 @@ def register(sub) -> None:
     src.add_argument("--preset", help="a named preset, e.g. mlperf-vww (see `mcunas presets`)")
     src.add_argument("--tflite", metavar="FILE", help="predict the TFLM arena of an existing int8 .tflite")
     p.add_argument("--board", help="board from the catalog (see `mcunas boards`) for latency_ms")
+    p.add_argument("--runtime", metavar="R",
+                   help="with --board: tflm-cmsis-nn (default), tflm-ref or vendor")
     p.add_argument("--boards-file", help="YAML file with extra boards")
     p.add_argument("--mbv2-slices", type=int, default=1, metavar="K",
                    help="paper §5.3: compute MobileNetV2 blocks in K channel slices for sram_paper_bytes")
@@ -55,6 +61,7 @@ def run(args) -> int:
     from mcunas.arch import parse_arch
     from mcunas.cost import estimate
     from mcunas.cost.boards import get_board
+    from mcunas.cost.latency import DEFAULT_RUNTIME, check_runtime
     from mcunas.errors import UserError
     from mcunas.presets import preset_arch
 
@@ -65,7 +72,10 @@ def run(args) -> int:
         raise UserError(f"--mbv2-slices must be 1 or more, got {args.mbv2_slices}")
     arch = preset_arch(args.preset) if args.preset else parse_arch(args.arch)
     board = get_board(args.board, args.boards_file) if args.board else None
-    print_figures(estimate(arch, board=board, mbv2_slices=args.mbv2_slices), args.json)
+    if args.runtime is not None and board is None:
+        raise UserError("--runtime needs --board: latency is estimated for a board (see `mcunas boards`)")
+    runtime = check_runtime(args.runtime or DEFAULT_RUNTIME)
+    print_figures(estimate(arch, board=board, mbv2_slices=args.mbv2_slices, runtime=runtime), args.json)
     return 0
 
 
