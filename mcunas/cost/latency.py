@@ -95,7 +95,7 @@ def _core_factor(core: str) -> float:
 
 def cycles(work: dict[str, float], core: str, runtime: str) -> float:
     """Estimated cycles per inference of ``work`` (see :func:`graph_work`)."""
-    return fitted().cycles(work, "cortex-m7", check_runtime(runtime)) * _core_factor(core)
+    return fitted().m7_cycles(work, check_runtime(runtime)) * _core_factor(core)
 
 
 def is_cnn(work: dict[str, float]) -> bool:

@@ -77,10 +77,11 @@ class LatencyFit:
     ref_ratio: float
     ref_ratio_range: tuple[float, float]
 
-    def cycles(self, work: dict[str, float], core: str, runtime: str) -> float:
+    def m7_cycles(self, work: dict[str, float], runtime: str) -> float:
+        """Cycles of ``work`` under ``runtime`` on a Cortex-M7 (multiply by a core factor for others)."""
         scale = self.ref_ratio if runtime == "tflm-ref" else 1.0
         coeff = self.coeff["tflm-cmsis-nn" if runtime == "tflm-ref" else runtime]
-        return scale * self.core_factor[core] * sum(coeff[k] * work[k] for k in OP_KINDS)
+        return scale * sum(coeff[k] * work[k] for k in OP_KINDS)
 
 
 def _data_file(name: str):
@@ -238,5 +239,6 @@ def leave_one_model_out() -> tuple[HeldOut, ...]:
         model = fit(rows, {w: v for w, v in works.items() if w != name}, start=fitted())
         for r in rows:
             if r.use == "fit" and r.workload == name and r.core in model.core_factor:
-                out.append(HeldOut(r, model.cycles(works[name], r.core, r.runtime) / (r.clock_mhz * 1e3)))
+                cycles = model.m7_cycles(works[name], r.runtime) * model.core_factor[r.core]
+                out.append(HeldOut(r, cycles / (r.clock_mhz * 1e3)))
     return tuple(out)
