@@ -1,8 +1,8 @@
 """Budgets: one type and one judge, for one candidate or a whole table of trials.
 
-A :class:`Budget` holds a limit per dimension — SRAM, flash, MACs — each
-optional (``None``: not limited), and the *budget model* that says which
-figure each limit reads:
+A :class:`Budget` holds a limit per dimension — SRAM, flash, MACs and
+latency — each optional (``None``: not limited), and the *budget model* that
+says which figure each limit reads:
 
 * ``deployable`` (default): the TFLM arena and the int8 ``.tflite`` size,
   because the VWW paper's rule under-counts both (MobileNetV1 α0.25@96:
@@ -11,6 +11,13 @@ figure each limit reads:
   exported file, since that is the truth the prediction approximates; every
   other candidate on the cost model's prediction.
 * ``paper``: the paper's peak rule and int8 weight count, to reproduce it.
+
+A latency limit needs a board (and a runtime): candidates are then costed
+for that board, and the limit reads ``latency_high_ms``, the top of the
+latency model's leave-one-model-out band (:mod:`mcunas.cost.latency`), so a
+network that fits is not slower than that on the board as far as the
+published measurements go.  The board and runtime travel with the budget,
+since every figure it judges must be costed for them.
 
 The judge compares *judged figures* — a mapping from :data:`COLUMN` names
 (``sram_bytes``, ``flash_bytes``, ``macs``) to numbers, or a DataFrame with
@@ -31,26 +38,31 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, fields, replace
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from mcunas.errors import UserError
-from mcunas.units import parse_bytes, parse_count
+from mcunas.cost.boards import Board
+from mcunas.units import parse_bytes, parse_count, parse_latency_ms
 
-DIMENSIONS = ("sram", "flash", "macs")
-# dimension -> the Budget field holding its limit, and the judged-figure column it reads
-COLUMN = {"sram": "sram_bytes", "flash": "flash_bytes", "macs": "macs"}
+DIMENSIONS = ("sram", "flash", "macs", "latency")
+# dimension -> the Budget field holding its limit
+FIELD = {"sram": "sram_bytes", "flash": "flash_bytes", "macs": "macs", "latency": "latency_ms"}
+# dimension -> the judged-figure column it reads
+COLUMN = {"sram": "sram_bytes", "flash": "flash_bytes", "macs": "macs", "latency": "latency_high_ms"}
 # budget model -> dimension -> the cost model's predicted figure
 FIGURES = {
-    "deployable": {"sram": "sram_tflm_bytes", "flash": "tflite_bytes", "macs": "macs"},
-    "paper": {"sram": "sram_paper_bytes", "flash": "weight_bytes", "macs": "macs"},
+    "deployable": {"sram": "sram_tflm_bytes", "flash": "tflite_bytes", "macs": "macs",
+                   "latency": "latency_high_ms"},
+    "paper": {"sram": "sram_paper_bytes", "flash": "weight_bytes", "macs": "macs", "latency": "latency_high_ms"},
 }
 # budget model -> dimension -> figure measured on a trained trial's own file (preferred when present)
 MEASURED = {"deployable": {"sram": "tflm_arena_bytes_measured", "flash": "tflite_bytes_measured"}, "paper": {}}
 BUDGET_MODELS = tuple(FIGURES)
-_NAMES = {"sram": "SRAM", "flash": "flash", "macs": "MACs"}
-_UNITS = {"sram": " B", "flash": " B", "macs": ""}
+_NAMES = {"sram": "SRAM", "flash": "flash", "macs": "MACs", "latency": "latency"}
+_UNITS = {"sram": " B", "flash": " B", "macs": "", "latency": " ms"}
 
 
 @dataclass(frozen=True)
@@ -61,35 +73,54 @@ class Budget:
     flash_bytes: int | None = None
     macs: int | None = None
     model: str = "deployable"
+    latency_ms: float | None = None
+    board: Board | None = None  # what latency figures are costed for (None: no latency figures)
+    runtime: str | None = None
 
     def __post_init__(self):
         if self.model not in FIGURES:
             raise UserError(f"unknown budget model '{self.model}': use {' or '.join(BUDGET_MODELS)}")
+        if self.latency_ms is not None and self.board is None:
+            raise UserError("a latency limit needs a board: add --board NAME (see `mcunas boards`)")
 
-    def limit(self, dim: str) -> int | None:
-        return getattr(self, COLUMN[dim])
+    def limit(self, dim: str) -> float | None:
+        return getattr(self, FIELD[dim])
 
-    def limits(self) -> dict[str, int]:
+    def limits(self) -> dict[str, float]:
         """The dimensions that are limited, with their limits."""
         return {dim: self.limit(dim) for dim in DIMENSIONS if self.limit(dim) is not None}
+
+    def dimensions(self) -> tuple[str, ...]:
+        """The dimensions this budget can judge: latency only when costed for a board."""
+        return DIMENSIONS if self.board is not None else DIMENSIONS[:-1]
+
+    def estimate(self, arch) -> dict:
+        """Every cost figure of ``arch`` this budget may judge (latency for its board and runtime)."""
+        from mcunas.cost import estimate
+        from mcunas.cost.latency import DEFAULT_RUNTIME
+
+        return estimate(arch, board=self.board, runtime=self.runtime or DEFAULT_RUNTIME)
 
     def key(self, dim: str) -> str:
         """The cost model's figure this budget model reads for ``dim`` (e.g. ``sram_tflm_bytes``)."""
         return FIGURES[self.model][dim]
 
-    def with_limit(self, dim: str, value: int | None) -> "Budget":
-        return replace(self, **{COLUMN[dim]: value})
+    def with_limit(self, dim: str, value: float | None) -> "Budget":
+        return replace(self, **{FIELD[dim]: value})
 
     def filled_from(self, other: "Budget | dict | None") -> "Budget":
         """These limits, with unset dimensions taken from ``other`` when it uses the same budget model."""
         other = Budget.from_dict(other) if isinstance(other, dict) else other
         if other is None or other.model != self.model:
             return self
-        return replace(self, **{COLUMN[d]: other.limit(d) for d in DIMENSIONS if self.limit(d) is None})
+        filled = {FIELD[d]: other.limit(d) for d in DIMENSIONS if self.limit(d) is None}
+        if filled.get("latency_ms") is not None and (self.board, self.runtime) != (other.board, other.runtime):
+            del filled["latency_ms"]  # a latency limit belongs to its board and runtime
+        return replace(self, **filled)
 
     def judged(self, costs):
         """Judged figures from cost-model figures: of one candidate (a dict), or per row of a costs table."""
-        figures = {COLUMN[dim]: costs[key] for dim, key in FIGURES[self.model].items()}
+        figures = {COLUMN[dim]: costs[FIGURES[self.model][dim]] for dim in self.dimensions()}
         return pd.DataFrame(figures, index=costs.index) if isinstance(costs, pd.DataFrame) else figures
 
     def excess(self, judged) -> dict:
@@ -131,8 +162,10 @@ class Budget:
 
     def describe(self, unset: str = "unlimited") -> str:
         parts = [f"{_NAMES[d]} ≤ {self.limit(d):,}{_UNITS[d]}" if self.limit(d) is not None else f"{_NAMES[d]} {unset}"
-                 for d in DIMENSIONS]
-        return ", ".join(parts) + f" ({self.model} figures)"
+                 for d in self.dimensions()]
+        where = (f"; latency: upper band, {self.runtime or _default_runtime()} on {self.board.name}"
+                 if self.board is not None else "")
+        return ", ".join(parts) + f" ({self.model} figures{where})"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -141,7 +174,16 @@ class Budget:
     def from_dict(cls, d: dict) -> "Budget":
         """A budget stored with :meth:`as_dict` (unknown keys from newer versions are ignored)."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        values = {k: v for k, v in d.items() if k in names}
+        if isinstance(values.get("board"), dict):
+            values["board"] = Board(**values["board"])
+        return cls(**values)
+
+
+def _default_runtime() -> str:
+    from mcunas.cost.latency import DEFAULT_RUNTIME
+
+    return DEFAULT_RUNTIME
 
 
 PAPER_BUDGET = Budget(sram_bytes=250_000, flash_bytes=250_000, macs=60_000_000)
@@ -149,18 +191,22 @@ PAPER_BUDGET = Budget(sram_bytes=250_000, flash_bytes=250_000, macs=60_000_000)
 
 
 def parse_budget(sram: str | None = None, flash: str | None = None, macs: str | None = None, board=None,
-                 model: str = "deployable", defaults: Budget | None = None) -> Budget:
+                 model: str = "deployable", defaults: Budget | None = None, latency: str | None = None,
+                 runtime: str | None = None) -> Budget:
     """A budget from strings with units.
 
     Precedence, highest first: the limits given; the board's SRAM and flash
-    (external flash: no flash limit); ``defaults`` (None: unlimited).
+    (external flash: no flash limit); ``defaults`` (None: unlimited).  With a
+    board, candidates are costed for it (and ``runtime``) so latency can be judged.
     """
-    limits = {d: defaults.limit(d) for d in DIMENSIONS} if defaults else {}
+    limits = {d: defaults.limit(d) for d in DIMENSIONS[:-1]} if defaults else {}
     if board is not None:
         limits.update(sram=board.sram_bytes, flash=board.flash_bytes)
-    given = {"sram": sram and parse_bytes(sram), "flash": flash and parse_bytes(flash), "macs": macs and parse_count(macs)}
+    given = {"sram": sram and parse_bytes(sram), "flash": flash and parse_bytes(flash),
+             "macs": macs and parse_count(macs), "latency": latency and parse_latency_ms(latency)}
     limits.update({d: v for d, v in given.items() if v is not None})
-    return Budget(**{COLUMN[d]: limits.get(d) for d in DIMENSIONS}, model=model)
+    return Budget(**{FIELD[d]: limits.get(d) for d in DIMENSIONS}, model=model, board=board,
+                  runtime=runtime if board is not None else None)
 
 
 def board_budget(board, model: str = "deployable") -> Budget:
@@ -168,18 +214,20 @@ def board_budget(board, model: str = "deployable") -> Budget:
     return Budget(sram_bytes=board.sram_bytes, flash_bytes=board.flash_bytes, model=model)
 
 
-def judged_frame(frame: pd.DataFrame, model: str) -> pd.DataFrame:
-    """A trials table with judged-figure columns added (``sram_bytes``, ``flash_bytes``, ``macs``).
+def judged_frame(frame: pd.DataFrame, budget: Budget) -> pd.DataFrame:
+    """A trials table with judged-figure columns added (``sram_bytes``, ``flash_bytes``, ``macs``, ...).
 
-    Each dimension takes the figure measured on the trial's own exported file
-    where there is one, else the prediction, and records which in a
-    ``<dim>_figure`` column.  A trial stored before the cost model gave some
-    figure is re-costed from its architecture string (pure Python, ms).
+    Each memory dimension takes the figure measured on the trial's own
+    exported file where there is one, else the prediction, and records which
+    in a ``<dim>_figure`` column.  A trial stored before the cost model gave
+    some figure is re-costed from its architecture string (pure Python, ms),
+    and so is every trial's latency when the budget names a board: a stored
+    latency may be for another board or runtime.
     """
     df = frame.copy()
-    predicted = FIGURES[model]
-    measured = MEASURED[model]
-    missing = pd.Series(False, index=df.index)
+    predicted = {d: FIGURES[budget.model][d] for d in budget.dimensions()}
+    measured = MEASURED[budget.model]
+    missing = pd.Series(budget.board is not None, index=df.index)
     for dim, key in predicted.items():
         have = df[key].notna() if key in df else pd.Series(False, index=df.index)
         if dim in measured and measured[dim] in df:
@@ -187,19 +235,19 @@ def judged_frame(frame: pd.DataFrame, model: str) -> pd.DataFrame:
         missing |= ~have
     missing &= df.arch.notna()
     for i in df.index[missing]:
-        costs = _cost(df.at[i, "arch"])
-        for key in predicted.values():
-            if key not in df or pd.isna(df.at[i, key]):
+        costs = _cost(df.at[i, "arch"], budget)
+        for dim, key in predicted.items():
+            if dim == "latency" or key not in df or pd.isna(df.at[i, key]):
                 df.at[i, key] = costs[key]
     for dim, key in predicted.items():
         values = df[key].astype(float)
-        source = pd.Series("predicted" if model == "deployable" else model, index=df.index)
+        source = pd.Series("predicted" if budget.model == "deployable" else budget.model, index=df.index)
         if dim in measured and measured[dim] in df:
             has = df[measured[dim]].notna()
             values = values.where(~has, df[measured[dim]].astype(float))
             source = source.where(~has, "measured")
         df[COLUMN[dim]] = values
-        if dim != "macs":
+        if dim in measured or dim in ("sram", "flash"):
             df[f"{dim}_figure"] = source
     return df
 
@@ -209,14 +257,13 @@ def judged_frame(frame: pd.DataFrame, model: str) -> pd.DataFrame:
 PARALLEL_MIN_CANDIDATES = 500  # below this many distinct candidates, starting processes costs more than it saves
 
 
-def _cost(arch_text: str) -> dict:
+def _cost(arch_text: str, budget: Budget) -> dict:
     from mcunas.arch import parse_arch
-    from mcunas.cost import estimate
 
-    return estimate(parse_arch(arch_text))
+    return budget.estimate(parse_arch(arch_text))
 
 
-def _cost_all(archs: list[str]) -> dict[str, dict]:
+def _cost_all(archs: list[str], budget: Budget) -> dict[str, dict]:
     """Costs of each distinct architecture, over all CPU cores for big batches.
 
     The cost model is pure Python (a few ms per MobileNetV2), so processes,
@@ -225,9 +272,10 @@ def _cost_all(archs: list[str]) -> dict[str, dict]:
     unique = list(dict.fromkeys(archs))
     workers = min(os.cpu_count() or 1, 1 + len(unique) // PARALLEL_MIN_CANDIDATES)
     if workers == 1:
-        return {a: _cost(a) for a in unique}
+        return {a: _cost(a, budget) for a in unique}
     with ProcessPoolExecutor(workers) as pool:
-        return dict(zip(unique, pool.map(_cost, unique, chunksize=max(1, len(unique) // (4 * workers)))))
+        costed = pool.map(partial(_cost, budget=budget), unique, chunksize=max(1, len(unique) // (4 * workers)))
+        return dict(zip(unique, costed))
 
 
 def sample_members(space, n: int, seed: int) -> list[dict]:
@@ -243,12 +291,13 @@ def sample_members(space, n: int, seed: int) -> list[dict]:
     return members
 
 
-def cost_members(space, members: list[dict]) -> pd.DataFrame:
+def cost_members(space, members: list[dict], budget: Budget) -> pd.DataFrame:
     """One row per member: its ``arch``, every cost figure, and its searched ``choices``.
 
     ``members`` give some or all searched choices (see :class:`~mcunas.spaces.ReferenceTrial`);
     ``choices`` records every one, as ``Study.enqueue_trial`` takes them.  Each
-    distinct architecture is costed once, on all cores for big batches.
+    distinct architecture is costed once (for the budget's board, if any), on
+    all cores for big batches.
     """
     from mcunas.spaces import RecordingTrial, ReferenceTrial, sample_arch
 
@@ -257,14 +306,14 @@ def cost_members(space, members: list[dict]) -> pd.DataFrame:
         rec = RecordingTrial(ReferenceTrial(params))
         archs.append(str(sample_arch(space, rec)))
         choices.append(rec.params)
-    costs = _cost_all(archs)
+    costs = _cost_all(archs, budget)
     return pd.DataFrame([{"arch": a, **costs[a], "choices": c} for a, c in zip(archs, choices)])
 
 
 def share_that_fits(space, budget: Budget, n: int = 1000, seed: int = 0) -> tuple[pd.DataFrame, float]:
     """``n`` costed random members with a ``fits`` column (and ``fits_<dim>`` per limit), and the seconds it took."""
     start = time.perf_counter()
-    df = cost_members(space, sample_members(space, n, seed))
+    df = cost_members(space, sample_members(space, n, seed), budget)
     elapsed_s = time.perf_counter() - start
     judged = budget.judged(df)
     df = df.assign(**judged)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-BENCHES = ["cost", "search", "fidelity", "data"]
+BENCHES = ["cost", "search", "fidelity", "data", "latency"]
 
 
 def register(sub) -> None:

@@ -14,7 +14,11 @@ KEYS_HELP = """figures (bytes or counts):
   sram_paper_bytes  the paper's peak-activation rule
   tflite_bytes      predicted size of the exported int8 .tflite file
   sram_tflm_bytes   predicted TFLM arena (greedy-planned activations + persistent tail)
-  latency_ms        first-order estimate, only with --board (see README)
+  runtime           with --board: the runtime the latency is for (--runtime)
+  latency_ms        with --board: estimated milliseconds per inference (see README)
+  latency_low_ms    with --board: latency_ms times the smallest measured/predicted ratio
+  latency_high_ms   with --board: latency_ms times the largest; budget with this one
+  latency_error_pct with --board: median error on published CNNs the fit did not see
 
 ARCH grammar (tokens joined by '-'):
   in_r<RES>_c<CH>[_relu6]          input RES x RES x CH (3 = RGB, 1 = grayscale)
@@ -54,7 +58,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from mcunas.arch import parse_arch
-    from mcunas.cli.flags import board_from_args
+    from mcunas.cli.flags import board_from_args, runtime_from_args
     from mcunas.cost import estimate
     from mcunas.errors import UserError
     from mcunas.presets import preset_arch
@@ -65,8 +69,8 @@ def run(args) -> int:
     if args.mbv2_slices < 1:
         raise UserError(f"--mbv2-slices must be 1 or more, got {args.mbv2_slices}")
     arch = preset_arch(args.preset) if args.preset else parse_arch(args.arch)
-    board = board_from_args(args)
-    print_figures(estimate(arch, board=board, mbv2_slices=args.mbv2_slices), args.json)
+    board, runtime = board_from_args(args), runtime_from_args(args)
+    print_figures(estimate(arch, board=board, mbv2_slices=args.mbv2_slices, runtime=runtime), args.json)
     return 0
 
 

@@ -17,15 +17,24 @@ def add_budget_flags(p, unset: str) -> None:
     p.add_argument("--sram", help=f"SRAM limit, e.g. 128KB ({unset})")
     p.add_argument("--flash", help=f"flash limit, e.g. 512KB ({unset})")
     p.add_argument("--macs", help=f"MAC limit, e.g. 20M ({unset})")
-    add_board_flags(p, "take SRAM and flash limits from a catalog board (see `mcunas boards`)")
+    p.add_argument("--latency", help="latency limit on --board, e.g. 100ms or 1.5s: judged on the upper end of "
+                   "the latency model's error band (latency_high_ms), before any training")
+    add_board_flags(p, "take SRAM and flash limits from a catalog board (see `mcunas boards`), and cost "
+                    "latency for it")
     p.add_argument("--budget-model", choices=BUDGET_MODELS,
                    help="check the deployable figures (TFLM arena and .tflite size: measured for trained "
                    "trials, else predicted; the default) or the paper's rule and int8 weight count")
 
 
 def add_board_flags(p, board_help: str) -> None:
+    """``--board``, ``--boards-file`` and the ``--runtime`` its latency is estimated for."""
+    from mcunas.cost.latency import DEFAULT_RUNTIME, RUNTIMES
+
     p.add_argument("--board", help=board_help)
     p.add_argument("--boards-file", help="YAML file with extra boards (see `mcunas boards --help`)")
+    p.add_argument("--runtime", metavar="R",
+                   help=f"with --board: the inference runtime latency is estimated for, one of "
+                   f"{', '.join(RUNTIMES)} (default {DEFAULT_RUNTIME})")
 
 
 def board_from_args(args):
@@ -35,9 +44,20 @@ def board_from_args(args):
     return get_board(args.board, args.boards_file) if args.board else None
 
 
+def runtime_from_args(args) -> str:
+    """The ``--runtime`` (checked), which needs a board to mean anything."""
+    from mcunas.cost.latency import DEFAULT_RUNTIME, check_runtime
+    from mcunas.errors import UserError
+
+    if args.runtime is not None and not args.board:
+        raise UserError("--runtime needs --board: latency is estimated for a board (see `mcunas boards`)")
+    return check_runtime(args.runtime or DEFAULT_RUNTIME)
+
+
 def budget_from_args(args, defaults=None):
     """The budget the flags describe; limits left out come from the board, then ``defaults``."""
     from mcunas.budget import parse_budget
 
-    return parse_budget(args.sram, args.flash, args.macs, board_from_args(args),
-                        args.budget_model or "deployable", defaults)
+    board = board_from_args(args)
+    return parse_budget(args.sram, args.flash, args.macs, board, args.budget_model or "deployable", defaults,
+                        latency=args.latency, runtime=runtime_from_args(args) if board else None)

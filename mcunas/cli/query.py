@@ -89,13 +89,16 @@ def _score(v, name: str) -> str:
 
 
 def _table(rows: list[dict], marks: set[int] = frozenset()) -> list[str]:
-    lines = [f"  {'#':>6} {'int8 acc':>8} {'SRAM':>10} {'flash':>10} {'MACs':>8}  arch"]
+    latency = any(r.get("latency_high_ms") is not None for r in rows)
+    lines = [f"  {'#':>6} {'int8 acc':>8} {'SRAM':>10} {'flash':>10} {'MACs':>8}"
+             + (f" {'latency':>10}" if latency else "") + "  arch"]
     for r in rows:
         acc = "-" if r["int8_accuracy"] is None else f"{r['int8_accuracy']:.4f}"
         star = "*" if r["number"] in marks else " "
         sram = _kb(r["sram_bytes"]) + ("m" if r["sram_figure"] == "measured" else " ")
         flash = _kb(r["flash_bytes"]) + ("m" if r["flash_figure"] == "measured" else " ")
-        lines.append(f" {star}{r['number']:>6} {acc:>8} {sram:>10} {flash:>10} {r['macs'] / 1e6:>7.2f}M  {r['arch']}"
+        ms = f" {r['latency_high_ms']:>8.1f}ms" if latency else ""
+        lines.append(f" {star}{r['number']:>6} {acc:>8} {sram:>10} {flash:>10} {r['macs'] / 1e6:>7.2f}M{ms}  {r['arch']}"
                      + (f"   over: {r['over_by']}" if r.get("over_by") else ""))
     return lines
 
@@ -150,7 +153,8 @@ def _print_text(result: dict, top: int) -> None:
         out.append(f"  {'limit':<16}" + "".join(f" {n[:24]:>34}" for n in names))
         for row in result["tightening"]:
             lim = row["limit"]
-            shown = f"{lim / 1e6:g}M MACs" if row["dimension"] == "macs" else f"{row['dimension']} {lim / 1000:g}KB"
+            shown = {"macs": f"{lim / 1e6:g}M MACs", "latency": f"latency {lim:g}ms"}.get(
+                row["dimension"], f"{row['dimension']} {lim / 1000:g}KB")
             cells = []
             for n in names:
                 c = row["studies"][n]

@@ -13,7 +13,7 @@ from pathlib import Path
 DEFAULTS = {
     "space": "mobilenet_v1", "data": None, "eval_data": None, "study": "demo", "storage": None,
     "n_trials": 4, "timeout": None, "seed": 0, "sram": None, "flash": None, "macs": None, "board": None,
-    "boards_file": None, "budget_model": "deployable", "objectives": "accuracy,sram", "sampler": "tpe",
+    "boards_file": None, "latency": None, "runtime": None, "budget_model": "deployable", "objectives": "accuracy,sram", "sampler": "tpe",
     "pruner": "none", "epochs": 3, "batch": 32, "recipe": "fast", "max_rejections": 2000,
     "results_dir": "results", "heartbeat": None, "export_winner": True, "demo_images": 800,
 }

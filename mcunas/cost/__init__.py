@@ -9,14 +9,15 @@ from __future__ import annotations
 from mcunas.arch import Arch
 from mcunas.cost.boards import Board
 from mcunas.cost.graph import build_graph
-from mcunas.cost.latency import latency_ms
+from mcunas.cost.latency import DEFAULT_RUNTIME, latency_figures
 from mcunas.cost.paper import paper_peak_bytes
 from mcunas.cost.tflite_graph import arch_tflite_model
 from mcunas.cost.tflite_size import tflite_bytes
 from mcunas.cost.tflm_arena import predict_arena
 
 
-def estimate(arch: Arch, board: Board | None = None, mbv2_slices: int = 1, deployable: bool = True) -> dict:
+def estimate(arch: Arch, board: Board | None = None, mbv2_slices: int = 1, deployable: bool = True,
+             runtime: str = DEFAULT_RUNTIME) -> dict:
     """All cost figures of ``arch``, in bytes, counts or milliseconds.
 
     * ``macs``: multiply-accumulates of convs, depthwise convs and the classifier.
@@ -31,7 +32,9 @@ def estimate(arch: Arch, board: Board | None = None, mbv2_slices: int = 1, deplo
       (:mod:`mcunas.cost.tflite_size`).
     * ``sram_tflm_bytes``: predicted TFLM arena, the greedy-planned head plus
       the persistent tail (:mod:`mcunas.cost.tflm_arena`).
-    * ``latency_ms``: only with a board (see :mod:`mcunas.cost.latency`).
+    * ``runtime``, ``latency_ms``, ``latency_low_ms``, ``latency_high_ms``,
+      ``latency_error_pct``: only with a board, for ``runtime`` on it (see
+      :mod:`mcunas.cost.latency`; budget with ``latency_high_ms``).
 
     ``deployable=False`` leaves out the two deployable figures (the paper's
     figures alone cost about half the time).
@@ -56,5 +59,5 @@ def estimate(arch: Arch, board: Board | None = None, mbv2_slices: int = 1, deplo
         out["sram_tflm_bytes"] = predict_arena(exported)["sram_tflm_bytes"]
     if board is not None:
         out["board"] = board.name
-        out["latency_ms"] = round(latency_ms(macs, board), 1)
+        out.update(latency_figures(graph, board, runtime))
     return out

@@ -125,7 +125,7 @@ def explore(space: Space, budget: Budget, n: int, seed: int, plot_path: Path | N
         "n": n, "seed": seed,
         "fits": int(df.fits.sum()), "share": float(df.fits.mean()),
         "unique_archs": int(df.arch.nunique()), "unique_fitting_archs": int(feasible.arch.nunique()),
-        "share_by_budget": {d: float(df[f"fits_{d}"].mean()) for d in ("sram", "flash", "macs") if f"fits_{d}" in df},
+        "share_by_budget": {d: float(df[f"fits_{d}"].mean()) for d in budget.limits()},
         "share_by_value": share_by_value(df),
         "pareto": [{"arch": r.arch, "macs": int(r.macs), "sram_bytes": int(r.sram_bytes),
                     "flash_bytes": int(r.flash_bytes)} for r in front.itertuples()],

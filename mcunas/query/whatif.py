@@ -43,12 +43,13 @@ LADDERS = {
     "flash": [2_000_000, 1_000_000, 512_000, 384_000, 250_000, 192_000, 128_000, 96_000, 64_000, 32_000],
     "macs": [600_000_000, 300_000_000, 200_000_000, 100_000_000, 60_000_000, 40_000_000, 20_000_000,
              10_000_000, 5_000_000, 2_000_000, 1_000_000],
+    "latency": [5000, 2000, 1000, 500, 200, 100, 50, 20, 10],  # ms, upper band on the budget's board
 }
 # objective -> (column, larger is better)
 OBJECTIVE_ORDER = {"accuracy": ("int8_accuracy", True), "capacity": ("macs", True), "macs": ("macs", False),
                    "sram": ("sram_bytes", False), "flash": ("flash_bytes", False)}
 SHOWN = ["study", "number", "status", "int8_accuracy", "float_accuracy", "sram_bytes", "sram_figure",
-         "flash_bytes", "flash_figure", "macs", "params", "arch"]
+         "flash_bytes", "flash_figure", "macs", "latency_high_ms", "params", "arch"]
 
 
 def campaign_budget(study: StudyTrials) -> Budget | None:
@@ -73,7 +74,7 @@ def describe_ranking(study: StudyTrials) -> str:
             + ", then ".join(names[o] for o in study.objectives if o in names))
 
 
-def candidates(study: StudyTrials, model: str) -> pd.DataFrame:
+def candidates(study: StudyTrials, budget: Budget) -> pd.DataFrame:
     """Trials that can be ranked: trained with an int8 accuracy, or (cost-only) every costed one.
 
     One row per architecture (the earliest trial), so duplicates do not crowd the list.
@@ -84,7 +85,7 @@ def candidates(study: StudyTrials, model: str) -> pd.DataFrame:
     else:
         df = df[df.status.isin(["trained", "rejected"]) & df.arch.notna()]
     df = df.sort_values("number").drop_duplicates("arch")
-    return judged_frame(df, model) if len(df) else df.assign(sram_bytes=[], flash_bytes=[])
+    return judged_frame(df, budget) if len(df) else df.assign(**{column: [] for column in COLUMN.values()})
 
 
 def rank(df: pd.DataFrame, keys: list[tuple[str, bool]]) -> pd.DataFrame:
@@ -125,7 +126,7 @@ def rows(df: pd.DataFrame, study: str) -> list[dict]:
 def study_answer(study: StudyTrials, budget: Budget, top: int) -> dict:
     """Everything ``mcunas query`` says about one study under ``budget`` (unset limits: the campaign's)."""
     budget = budget.filled_from(campaign_budget(study))
-    cands = candidates(study, budget.model)
+    cands = candidates(study, budget)
     keys = ranking(study)
     ok = budget.fits(cands)
     inside = rank(cands[ok], keys)
@@ -142,7 +143,7 @@ def study_answer(study: StudyTrials, budget: Budget, top: int) -> dict:
     }
     if study.needs_training:
         rejected = study.frame[study.frame.status == "rejected"].drop_duplicates("arch")
-        answer["untrained_fitting"] = (int(budget.fits(judged_frame(rejected, budget.model)).sum())
+        answer["untrained_fitting"] = (int(budget.fits(judged_frame(rejected, budget)).sum())
                                        if len(rejected) else 0)
     if not ok.any() and len(cands):
         near = cands.assign(_over=budget.overshoot(cands))
@@ -163,9 +164,9 @@ def ladder_start(dim: str, budget: Budget, studies: list[StudyTrials], frames: l
 
 def tightening(studies: list[StudyTrials], budget: Budget) -> list[dict]:
     """Best score per study at each rung of each dimension's ladder (see module doc)."""
-    frames = [candidates(s, budget.model) for s in studies]
+    frames = [candidates(s, budget) for s in studies]
     out = []
-    for dim in ("sram", "flash", "macs"):
+    for dim in budget.dimensions():
         start = ladder_start(dim, budget, studies, frames)
         if start is None:
             continue

@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mcunas.budget import Budget, cost_members, share_that_fits
-from mcunas.cost import estimate
 from mcunas.errors import UserError
 from mcunas.search.objectives import DIRECTIONS, objective_values
 from mcunas.search.progress import Progress
@@ -137,7 +136,7 @@ def seed_with_reference_networks(study, c: Campaign, limit: int = 2) -> list[str
     members = reference_choices(c.space)
     if not members:  # the space lists none of the paper's resolutions
         return []
-    df = cost_members(c.space, members)
+    df = cost_members(c.space, members, c.budget)
     df = df[c.budget.fits(c.budget.judged(df))].drop_duplicates("arch")
     chosen = df.sort_values("macs", ascending=False, kind="stable").head(limit)
     for choices in chosen.choices:
@@ -151,7 +150,7 @@ def cost_candidate(trial, space: Space, budget: Budget) -> tuple[str, dict, list
     Returns ``(arch, costs, reasons)``; ``reasons`` is empty when it fits.
     """
     candidate = sample_arch(space, trial)
-    arch, costs = str(candidate), estimate(candidate)
+    arch, costs = str(candidate), budget.estimate(candidate)
     trial.set_user_attr("arch", arch)
     trial.set_user_attr("costs", costs)
     with warnings.catch_warnings():  # a retried trial carries its constraints over already

@@ -15,7 +15,8 @@ import pandas as pd
 
 from mcunas.atomic import atomic_path, write_atomic
 
-COST_COLUMNS = ["macs", "params", "weight_bytes", "tflite_bytes", "sram_paper_bytes", "sram_tflm_bytes"]
+COST_COLUMNS = ["macs", "params", "weight_bytes", "tflite_bytes", "sram_paper_bytes", "sram_tflm_bytes", "latency_ms",
+                "latency_high_ms"]
 RESULT_COLUMNS = ["float_accuracy", "int8_accuracy", "train_s", "tflm_arena_bytes_measured",
                   "tflite_bytes_measured", "keras_path", "tflite_path"]
 
