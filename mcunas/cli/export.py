@@ -26,6 +26,9 @@ def register(sub) -> None:
     p.add_argument("--weights", help="trained Keras model (.keras) of the same architecture")
     p.add_argument("--data", help="calibration images: a dataset folder (vww01, person/non_person "
                    "or built set) or a .npy uint8 N×H×W×C array; default: seeded noise images")
+    p.add_argument("--target", choices=["x86_64", "cortex-m"], default="x86_64",
+                   help="what kTensorArenaSize in model_data.h is for: x86_64 = measured with the tflite-micro "
+                   "pip package (default); cortex-m = predicted for a 32-bit Cortex-M build (not measured)")
     p.add_argument("--json", action="store_true", help="print JSON")
     # Export a trained trial of a study instead of an ARCH (mcunas.query.winner).
     from mcunas.cli.query import add_budget_flags
@@ -52,7 +55,7 @@ def run(args) -> int:
     if not args.arch or args.trial is not None or args.best:
         raise UserError("give an ARCH string, or --study NAME with --trial N or --best")
     arch = parse_arch(args.arch)
-    result = export_arch(arch, args.out, weights=args.weights, data=args.data)
+    result = export_arch(arch, args.out, weights=args.weights, data=args.data, target=args.target)
     result["files"] = ", ".join(result["files"])
     print_figures(result, args.json)
     return 0

@@ -134,6 +134,7 @@ def _persistent_tensor(arena: _Arena, sg: Subgraph, index: int, target: Target) 
 def predict_arena(model: TfliteModel, target: str = "x86_64") -> dict:
     """``sram_tflm_bytes`` (smallest arena that loads) with its split, for ``target``."""
     tgt = get_target(target)
+    check_supported(model)
     subgraphs = model.subgraphs
     arena = _Arena()
     request_bytes = tgt.scratch_request_bytes
@@ -203,8 +204,21 @@ def _plan_head(buffers: list[list[Buffer]]) -> int:
     return sum(peak_bytes(b) for b in buffers)
 
 
+QUANTISED_ACTIVATIONS = ("int8", "int16", "int32")  # int32: SHAPE outputs, MEAN/ARG_MAX side data
+
+
 def check_supported(model: TfliteModel) -> None:
-    """UserError naming the first op the arena model does not know."""
+    """UserError naming the first op the arena model does not know, or a float/uint8 op
+    inside the model (only QUANTIZE/DEQUANTIZE may touch float or uint8: TFLM's float
+    kernels are not modelled)."""
     for sg in model.subgraphs:
         for op in sg.operators:
             kernel_cost(sg, op, get_target("x86_64"))
+            if op.op in ("QUANTIZE", "DEQUANTIZE"):
+                continue
+            for t in (*op.inputs, *op.outputs):
+                tensor = sg.tensors[t] if t >= 0 else None
+                if tensor is not None and not tensor.has_data and tensor.dtype not in QUANTISED_ACTIVATIONS:
+                    raise UserError(f"{op.op} has a {tensor.dtype} activation '{tensor.name}': the TFLM arena "
+                                    "model covers int8/int16 models (float or uint8 only at the input and "
+                                    "output, through QUANTIZE/DEQUANTIZE)")

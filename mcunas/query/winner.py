@@ -101,7 +101,7 @@ def _predicted(row: pd.Series) -> dict:
 
 
 def export_trial(study: StudyTrials, row: pd.Series, out_dir: str | Path, boards: dict, board=None,
-                 data: str | None = None) -> dict:
+                 data: str | None = None, target: str = "x86_64") -> dict:
     """Write the trial's deployment folder (see module doc); returns its figures."""
     from mcunas.export.c_array import write_c_array
     from mcunas.tflm import measure_arena
@@ -128,7 +128,7 @@ def export_trial(study: StudyTrials, row: pd.Series, out_dir: str | Path, boards
     tflite = (out / "model_int8.tflite").read_bytes()
     measured = measure_arena(out / "model_int8.tflite")
     (out / "arch.txt").write_text(f"{row.arch}\n")
-    write_c_array(tflite, out, measured["tflm_arena_bytes"],
+    write_c_array(tflite, out, measured["tflm_arena_bytes"], target=target,
                   comment=f"arch: {row.arch}\nstudy {study.name}, trial {row.number}, int8 accuracy "
                   f"{row.int8_accuracy:.4f}\nint8 input = pixel - 128 (scale 1/255, zero point -128)")
     figures = {
@@ -250,7 +250,8 @@ def export_from_args(args) -> int:
     study = load_study(args.study, args.storage)
     row = pick_trial(study, args.trial) if args.trial is not None else pick_best(study, limits)
     board = boards[args.board] if args.board else None
-    figures = export_trial(study, row, args.out, boards, board, data=getattr(args, "data", None))
+    figures = export_trial(study, row, args.out, boards, board, data=getattr(args, "data", None),
+                           target=getattr(args, "target", "x86_64"))
     flat = {k: v for k, v in figures.items() if k not in ("predicted", "boards", "files", "ops")}
     flat["ops"] = ", ".join(figures["ops"])
     flat.update({f"predicted_{k}": v for k, v in figures["predicted"].items()})
