@@ -237,6 +237,25 @@ MODELS = {
 }
 
 
+# Hand-written mcunas architectures from issue 14 (exported the way `mcunas export` does).
+MCUNAS_ARCHS = {
+    "mcunas_wide_last_stage_r32": "in_r32_c3-cv_k3_s2_c16-ds_k3_s2_c64-cv_k1_s1_c4096-gap-fc_c10",
+    "mcunas_fc_c100_r32": "in_r32_c3-cv_k3_s2_c8-ds_k3_s2_c32-gap-fc_c100",
+    "mcunas_mbv2_r48": "in_r48_c3-cv_k3_s2_c8-ir_k3_s1_e1_c8-ir_r2_k3_s2_e6_c16-ir_k3_s2_e6_c24-gap-fc_c2",
+}
+
+
+def build_mcunas_archs(out: Path) -> None:
+    from mcunas.arch import parse_arch
+    from mcunas.export.bundle import build_model
+    from mcunas.export.tflite import convert_int8
+
+    for name, arch in MCUNAS_ARCHS.items():
+        path = out / f"{name}.tflite"
+        path.write_bytes(convert_int8(build_model(parse_arch(arch))))
+        print(f"wrote {path} ({path.stat().st_size:,} B)", flush=True)
+
+
 def convert(model, mode: str, seed: int = 0) -> bytes:
     import tensorflow as tf
 
@@ -268,12 +287,14 @@ def convert(model, mode: str, seed: int = 0) -> bytes:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="build/fidelity_models")
-    p.add_argument("--only", action="append", help="builder name(s)")
+    p.add_argument("--only", action="append", help="builder name(s); 'mcunas' for the mcunas architectures")
     args = p.parse_args()
     import tensorflow as tf
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if not args.only or "mcunas" in args.only:
+        build_mcunas_archs(out)
     for name, (builder, kwargs, modes) in MODELS.items():
         if args.only and name not in args.only:
             continue
