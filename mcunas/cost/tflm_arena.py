@@ -82,7 +82,11 @@ class _Arena:
     def need(self, head_bytes: int, tail_align: int = 1) -> None:
         """The head must reach ``head_bytes`` (from the arena start) below the current tail
         (aligned down to ``tail_align``)."""
-        self.events.append(("head", head_bytes, tail_align))
+        last = self.events[-1] if self.events else None
+        if last and last[0] == "head" and last[2] == tail_align:  # no tail move in between: keep the larger
+            self.events[-1] = ("head", max(last[1], head_bytes), tail_align)
+        else:
+            self.events.append(("head", head_bytes, tail_align))
 
     def tail_used(self, end: int) -> int:
         tail = end
@@ -134,8 +138,9 @@ def _persistent_tensor(arena: _Arena, sg: Subgraph, index: int, target: Target) 
 def predict_arena(model: TfliteModel, target: str = "x86_64") -> dict:
     """``sram_tflm_bytes`` (smallest arena that loads) with its split, for ``target``."""
     tgt = get_target(target)
-    check_supported(model)
     subgraphs = model.subgraphs
+    costs = [[kernel_cost(sg, op, tgt) for op in sg.operators] for sg in subgraphs]
+    _check_activation_types(model)
     arena = _Arena()
     request_bytes = tgt.scratch_request_bytes
     arena.persistent(tgt.allocator_objects_bytes, tgt.struct_align)
@@ -147,7 +152,6 @@ def predict_arena(model: TfliteModel, target: str = "x86_64") -> dict:
         arena.persistent(tgt.eval_tensor_bytes * len(sg.tensors), tgt.struct_align)
     for sg in subgraphs:
         arena.persistent(tgt.node_and_registration_bytes * len(sg.operators), tgt.struct_align)
-    costs = [[kernel_cost(sg, op, tgt) for op in sg.operators] for sg in subgraphs]
     for sg_costs in costs:
         for cost in sg_costs:
             arena.persistent(cost.params_bytes, 4)
@@ -213,7 +217,13 @@ def check_supported(model: TfliteModel) -> None:
     kernels are not modelled)."""
     for sg in model.subgraphs:
         for op in sg.operators:
-            kernel_cost(sg, op, get_target("x86_64"))
+            kernel_cost(sg, op, get_target("x86_64"))  # UserError for an op it does not know
+    _check_activation_types(model)
+
+
+def _check_activation_types(model: TfliteModel) -> None:
+    for sg in model.subgraphs:
+        for op in sg.operators:
             if op.op in ("QUANTIZE", "DEQUANTIZE"):
                 continue
             for t in (*op.inputs, *op.outputs):
