@@ -180,3 +180,15 @@ def test_bench_fidelity_tflite_measures_every_file(tmp_path):
         assert int(rows[name]["arena_error_bytes"]) >= 0
     assert "TFLM fails" in rows["softmax_513_classes_int8.tflite"]["status"]
     assert json.loads(proc.stdout)["under"] == 0
+
+
+def test_c_header_states_its_target(tmp_path):
+    from mcunas.export.c_array import write_c_array
+
+    data = (DATA / "op_softmax_int16.tflite").read_bytes()
+    header, _ = write_c_array(data, tmp_path, 3_136, target="x86_64")
+    assert "kTensorArenaSize = 3136;" in header.read_text() and "measured" in header.read_text()
+    header, _ = write_c_array(data, tmp_path, 3_136, target="cortex-m")
+    text = header.read_text()
+    # cortex-m: the predicted 2,600 B rounded up to 16, flagged as a prediction with its x86 margin
+    assert "kTensorArenaSize = 2608;" in text and "PREDICTED" in text and "+16 B" in text
