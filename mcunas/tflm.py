@@ -84,25 +84,42 @@ def _run_child(path: Path, lo: int, hi: int | None, timeout_s: float):
 
 
 SOFTMAX_MIN_INPUT_SCALE = 2.0 ** -26
+SOFTMAX_MAX_INT8_CLASSES = 511
 
 
 def softmax_abort_reason(data: bytes) -> str | None:
-    """Why TFLM's int8 SOFTMAX would abort on this model, or None.
+    """Why TFLM's int8 SOFTMAX would abort on this model, or None.  Pure Python.
 
-    Its Prepare computes ``beta * input_scale * 2**26`` as a fixed-point
-    multiplier and CHECK-fails (SIGABRT) unless that exceeds 1, i.e. unless
-    the softmax input's scale is above 2**-26 ≈ 1.49e-8.  Pure Python.
+    Two aborts (SIGABRT, the whole process):
+
+    * Prepare computes ``beta * input_scale * 2**26`` as a fixed-point multiplier and
+      CHECK-fails unless that exceeds 1, i.e. unless the softmax input's scale is above
+      2**-26 ≈ 1.49e-8 (an untrained classifier whose outputs span almost nothing).
+    * Invoke (reference int8 kernel) sums ``exp(x - max)`` over a row in fixed point with 12
+      integer bits; once that sum reaches 512 the reciprocal's shift exceeds 31 and
+      gemmlowp's ``RoundingDivideByPOT`` asserts.  Each term is at most 1, so only a row of
+      512 or more classes can get there — and it does whenever the scores are near-flat (an
+      untrained model, or an input the model is unsure about).  Measured with the pip
+      package: 512 near-equal scores run, 513 abort.  This is the ``gap-fc_c1000`` abort.
     """
     from mcunas.cost.flatbuffer import read_tflite
 
     model = read_tflite(data)
     for op in model.operators:
-        scale = model.tensors[op.inputs[0]].scale if op.op == "SOFTMAX" else None
+        if op.op != "SOFTMAX":
+            continue
+        tensor = model.tensors[op.inputs[0]]
+        scale = tensor.scale
         beta = op.options.get("beta") or 1.0
         if scale and beta * scale[0] <= SOFTMAX_MIN_INPUT_SCALE:
             return (f"its softmax input scale {scale[0]:.3g} is at most 2^-26 = {SOFTMAX_MIN_INPUT_SCALE:.3g}, "
                     "which TFLM's int8 SOFTMAX aborts on (the classifier's outputs span almost nothing, "
                     "as in an untrained model)")
+        classes = tensor.shape[-1] if tensor.shape else 0
+        if tensor.dtype == "int8" and classes > SOFTMAX_MAX_INT8_CLASSES:
+            return (f"its int8 softmax has {classes} classes; TFLM's int8 SOFTMAX aborts at run time "
+                    f"(SIGABRT) whenever the exp-sum of a row reaches 512, which near-flat scores over "
+                    f"{SOFTMAX_MAX_INT8_CLASSES + 1}+ classes do; use at most {SOFTMAX_MAX_INT8_CLASSES} classes")
     return None
 
 

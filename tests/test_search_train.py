@@ -45,8 +45,10 @@ def test_campaign_trains_records_int8_accuracy_and_exports_the_winner(tmp_path, 
     trained = trials[trials.status == "trained"]
     assert len(trained) == 2
     assert trained.int8_accuracy.between(0, 1).all() and trained.float_accuracy.between(0, 1).all()
-    # the cost model's predictions against what TFLM really allocated for these files
-    assert (trained.tflm_arena_bytes_measured == trained.sram_tflm_bytes).mean() >= 0.5
+    # the cost model's predictions against what TFLM really allocated for these files:
+    # never below, at most +1 % (+64 B under 6.4 KB) above
+    measured, predicted = trained.tflm_arena_bytes_measured, trained.sram_tflm_bytes
+    assert (predicted >= measured).all() and (predicted <= measured + (0.01 * measured).clip(lower=64)).all()
     for path in trained.tflite_path:
         assert os.path.getsize(path) == trained.set_index("tflite_path").loc[path, "tflite_bytes_measured"]
     assert {"pareto_sram.png", "pareto_flash.png", "pareto_macs.png", "summary.md", "pareto.csv"} <= {

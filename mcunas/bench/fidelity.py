@@ -10,6 +10,12 @@ in this run.
 
 Architectures above ``--max-macs`` (default 150M) are skipped and counted:
 they are outside every budget this tool is for and take minutes to convert.
+
+``--tflite DIR`` instead checks ``mcunas estimate --tflite`` on every ``.tflite`` file in
+DIR (the user's own models): per file the ops, the predicted arena (x86_64, the pip
+package, and cortex-m), the measured arena and the error; files the estimator refuses are
+listed with the reason.  The source of each file is taken from ``--sources`` (a CSV with
+``file,source`` columns, e.g. tests/bench/fidelity_sources.csv) when given.
 """
 
 from __future__ import annotations
@@ -34,7 +40,10 @@ def register(sub) -> None:
     p.add_argument("--space", action="append", help="space(s) (default: all)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument("--max-macs", type=float, default=150e6, help="skip larger architectures (default 150M)")
-    p.add_argument("--out", default="results/cost_model_fidelity.csv", help="CSV path")
+    p.add_argument("--out", help="CSV path (default results/cost_model_fidelity.csv, or "
+                   "results/tflite_fidelity.csv with --tflite)")
+    p.add_argument("--tflite", metavar="DIR", help="check the arena prediction on every .tflite in DIR instead")
+    p.add_argument("--sources", help="with --tflite: CSV naming each file's source (columns file,source)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(handler=run)
 
@@ -91,13 +100,95 @@ def summarise(rows: list[dict]) -> dict:
     return out
 
 
+TFLITE_FIELDS = ["file", "source", "ops", "predicted_arena_bytes", "measured_arena_bytes", "arena_error_bytes",
+                 "arena_error_pct", "predicted_cortex_m_arena_bytes", "status"]
+
+
+def check_tflite_file(path: Path, source: str = "") -> dict:
+    """One row of the --tflite table: prediction (both targets) and TFLM measurement of ``path``."""
+    from collections import Counter
+
+    from mcunas.cost.flatbuffer import read_tflite
+    from mcunas.cost.tflm_arena import predict_arena
+    from mcunas.errors import UserError
+    from mcunas.tflm import measure_arena
+
+    row = dict.fromkeys(TFLITE_FIELDS, "")
+    row.update(file=path.name, source=source, status="ok")
+    try:
+        model = read_tflite(path.read_bytes())
+        row["ops"] = " ".join(f"{op}x{n}" for op, n in Counter(o.op for sg in model.subgraphs
+                                                                 for o in sg.operators).items())
+        row["predicted_arena_bytes"] = predict_arena(model)["sram_tflm_bytes"]
+        row["predicted_cortex_m_arena_bytes"] = predict_arena(model, "cortex-m")["sram_tflm_bytes"]
+    except UserError as exc:
+        row["status"] = f"refused: {exc}"
+    try:
+        row["measured_arena_bytes"] = measure_arena(path)["tflm_arena_bytes"]
+    except UserError as exc:
+        row["status"] = f"TFLM fails: {exc}" if row["status"] == "ok" else row["status"] + f"; TFLM fails: {exc}"
+    if isinstance(row["predicted_arena_bytes"], int) and isinstance(row["measured_arena_bytes"], int):
+        row["arena_error_bytes"] = row["predicted_arena_bytes"] - row["measured_arena_bytes"]
+        row["arena_error_pct"] = _error_pct(row["predicted_arena_bytes"], row["measured_arena_bytes"])
+    return row
+
+
+def within_tolerance(row: dict) -> bool:
+    """Never below, and at most +1 % (or +64 B for arenas under 6.4 KB) above."""
+    error = row["arena_error_bytes"]
+    return 0 <= error <= max(64, 0.01 * row["measured_arena_bytes"])
+
+
+def run_tflite(args) -> int:
+    from mcunas.errors import UserError
+
+    folder = Path(args.tflite)
+    files = sorted(folder.glob("*.tflite")) if folder.is_dir() else []
+    if not files:
+        raise UserError(f"no .tflite files in {folder}")
+    sources = {}
+    if args.sources:
+        with open(args.sources, newline="") as fh:
+            sources = {r["file"]: r["source"] for r in csv.DictReader(fh)}
+    out = Path(args.out or "results/tflite_fidelity.csv")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with out.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=TFLITE_FIELDS)
+        writer.writeheader()
+        for path in files:
+            row = check_tflite_file(path, sources.get(path.name, ""))
+            writer.writerow(row)
+            fh.flush()
+            rows.append(row)
+            if not args.json:
+                print(f"{row['file']:<44} {row['predicted_arena_bytes']!s:>9} {row['measured_arena_bytes']!s:>9} "
+                      f"{row['arena_error_pct']!s:>8} % {row['status'] if row['status'] != 'ok' else row['ops']}",
+                      flush=True)
+    compared = [r for r in rows if r["arena_error_bytes"] != ""]
+    summary = {"files": len(rows), "compared": len(compared),
+               "refused": sum(r["status"].startswith("refused") for r in rows),
+               "under": sum(r["arena_error_bytes"] < 0 for r in compared),
+               "within_tolerance_share": round(sum(map(within_tolerance, compared)) / max(1, len(compared)), 3),
+               "worst_error_pct": max((r["arena_error_pct"] for r in compared), default=None), "csv": str(out)}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"wrote {out}: {summary['compared']} compared, {summary['under']} under, "
+              f"{summary['within_tolerance_share']:.0%} within +1 % / +64 B, worst {summary['worst_error_pct']} %, "
+              f"{summary['refused']} refused")
+    return 0
+
+
 def run(args) -> int:
     from mcunas.arch import parse_arch
     from mcunas.cost import estimate
     from mcunas.spaces import available_spaces, load_space, sample_strings
 
+    if args.tflite:
+        return run_tflite(args)
     rows, skipped = [], {}
-    out = Path(args.out)
+    out = Path(args.out or "results/cost_model_fidelity.csv")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp, out.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=FIELDS)

@@ -28,10 +28,19 @@ ARCH grammar (tokens joined by '-'):
   gap-fc_c<CLASSES>                global average pool, classifier, softmax
 example: in_r96_c3-cv_k3_s2_c8-ds_k3_s1_c16-ds_k3_s2_c32-gap-fc_c2
 
---tflite FILE reads any full-int8 .tflite (pure Python, no TensorFlow, no TFLM) and
-predicts its TFLM arena; ops: CONV_2D, DEPTHWISE_CONV_2D, ADD, MEAN, AVERAGE_POOL_2D,
-MAX_POOL_2D, RESHAPE, FULLY_CONNECTED, SOFTMAX.
+--tflite FILE reads a .tflite (pure Python, no TensorFlow, no TFLM) and predicts the
+smallest TFLM arena it loads in, by replaying TFLM's allocations op by op: int8 or int16
+(16x8) activations, float32/uint8 input and output around them (QUANTIZE/DEQUANTIZE), several
+subgraphs.  --target x86_64 (default) is the tflite-micro pip package `mcunas measure` runs;
+--target cortex-m is a 32-bit Cortex-M build of the reference kernels (predicted only).
+Ops: """ + "{ops}" + """.
 """
+
+
+def _keys_help() -> str:
+    from mcunas.cost.tflm_kernels import SUPPORTED_OPS
+
+    return KEYS_HELP.replace("{ops}", ", ".join(sorted(SUPPORTED_OPS)))
 
 
 def register(sub) -> None:
@@ -42,7 +51,7 @@ def register(sub) -> None:
         help="cost figures of an architecture (no training, no TensorFlow)",
         description="Print the cost of an architecture string or preset: MACs, parameters, "
         "flash and peak SRAM, and a latency estimate for a board.",
-        epilog=KEYS_HELP,
+        epilog=_keys_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     src = p.add_mutually_exclusive_group(required=True)
@@ -50,6 +59,8 @@ def register(sub) -> None:
     src.add_argument("--preset", help="a named preset, e.g. mlperf-vww (see `mcunas presets`)")
     src.add_argument("--tflite", metavar="FILE", help="predict the TFLM arena of an existing int8 .tflite")
     add_board_flags(p, "board from the catalog (see `mcunas boards`) for latency_ms")
+    p.add_argument("--target", choices=["x86_64", "cortex-m"], default="x86_64",
+                   help="with --tflite: the TFLM build to predict the arena for (default x86_64)")
     p.add_argument("--mbv2-slices", type=int, default=1, metavar="K",
                    help="paper §5.3: compute MobileNetV2 blocks in K channel slices for sram_paper_bytes")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -64,7 +75,7 @@ def run(args) -> int:
     from mcunas.presets import preset_arch
 
     if args.tflite:
-        print_figures(estimate_tflite(args.tflite), args.json)
+        print_figures(estimate_tflite(args.tflite, args.target), args.json)
         return 0
     if args.mbv2_slices < 1:
         raise UserError(f"--mbv2-slices must be 1 or more, got {args.mbv2_slices}")
@@ -74,8 +85,8 @@ def run(args) -> int:
     return 0
 
 
-def estimate_tflite(path: str) -> dict:
-    """Arena prediction, MACs and op counts of an existing .tflite file."""
+def estimate_tflite(path: str, target: str = "x86_64") -> dict:
+    """Arena prediction for ``target``, MACs and op counts of an existing .tflite file."""
     from collections import Counter
     from pathlib import Path
 
@@ -89,6 +100,7 @@ def estimate_tflite(path: str) -> dict:
         raise UserError(f"no such file: {file}")
     model = read_tflite(file.read_bytes())
     figures = {"model": str(file), "macs": tflite_macs(model), "tflite_bytes": model.file_bytes}
-    figures.update(predict_arena(model))
-    figures["ops"] = ", ".join(f"{op} x{n}" for op, n in Counter(o.op for o in model.operators).items())
+    figures.update(predict_arena(model, target))
+    ops = Counter(o.op for sg in model.subgraphs for o in sg.operators)
+    figures["ops"] = ", ".join(f"{op} x{n}" for op, n in ops.items())
     return figures

@@ -26,6 +26,9 @@ def register(sub) -> None:
     p.add_argument("--weights", help="trained Keras model (.keras) of the same architecture")
     p.add_argument("--data", help="calibration images: a dataset folder (vww01, person/non_person "
                    "or built set) or a .npy uint8 N×H×W×C array; default: seeded noise images")
+    p.add_argument("--target", choices=["x86_64", "cortex-m"], default="x86_64",
+                   help="what kTensorArenaSize in model_data.h is for: x86_64 = measured with the tflite-micro "
+                   "pip package (default); cortex-m = predicted for a 32-bit Cortex-M build (not measured)")
     p.add_argument("--json", action="store_true", help="print JSON")
     # Export a trained trial of a study instead of an ARCH (picked by mcunas.query.pick).
     from mcunas.cli.flags import add_budget_flags
@@ -50,7 +53,7 @@ def run(args) -> int:
     if not args.arch or args.trial is not None or args.best:
         raise UserError("give an ARCH string, or --study NAME with --trial N or --best")
     arch = parse_arch(args.arch)
-    result = export_arch(arch, args.out, weights=args.weights, data=args.data)
+    result = export_arch(arch, args.out, weights=args.weights, data=args.data, target=args.target)
     result["files"] = ", ".join(result["files"])
     print_figures(result, args.json)
     return 0
@@ -71,7 +74,7 @@ def _export_study_trial(args) -> int:
     boards, board = load_boards(args.boards_file), board_from_args(args)
     study = load_study(args.study, args.storage)
     row = pick_trial(study, args.trial) if args.trial is not None else pick_best(study, budget_from_args(args))
-    figures = export_study_trial(study, row, args.out, boards, board, data=args.data)
+    figures = export_study_trial(study, row, args.out, boards, board, data=args.data, target=args.target)
     flat = {k: v for k, v in figures.items() if k not in ("predicted", "boards", "files", "ops")}
     flat["ops"] = ", ".join(figures["ops"])
     flat.update({f"predicted_{k}": v for k, v in figures["predicted"].items()})
@@ -81,10 +84,12 @@ def _export_study_trial(args) -> int:
     return 0
 
 
-def export_study_trial(study, row, out_dir, boards: dict, board=None, data: str | None = None) -> dict:
+def export_study_trial(study, row, out_dir, boards: dict, board=None, data: str | None = None,
+                       target: str = "x86_64") -> dict:
     """Export one picked trial of a loaded study (its own files, found where the study lives)."""
     from mcunas.export.trial import export_trial
     from mcunas.query.pick import model_files
 
     keras_src, tflite_src = model_files(study, row)
-    return export_trial(row, keras_src, tflite_src, out_dir, boards, board, data=data, study_name=study.name)
+    return export_trial(row, keras_src, tflite_src, out_dir, boards, board, data=data, study_name=study.name,
+                        target=target)

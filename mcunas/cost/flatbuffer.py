@@ -21,21 +21,15 @@ import struct
 from math import prod
 from dataclasses import dataclass, field
 
+from mcunas.cost.tflite_ops import op_name
 from mcunas.errors import UserError
 
-# BuiltinOperator codes (schema.fbs): the ops mcunas can cost, plus common others
-# so an unsupported op is named; anything else is reported by number.
-BUILTIN_OPS = {
-    0: "ADD", 1: "AVERAGE_POOL_2D", 2: "CONCATENATION", 3: "CONV_2D", 4: "DEPTHWISE_CONV_2D",
-    6: "DEQUANTIZE", 9: "FULLY_CONNECTED", 14: "LOGISTIC", 17: "MAX_POOL_2D", 18: "MUL", 19: "RELU",
-    21: "RELU6", 22: "RESHAPE", 23: "RESIZE_BILINEAR", 25: "SOFTMAX", 28: "TANH", 34: "PAD",
-    39: "TRANSPOSE", 40: "MEAN", 41: "SUB", 45: "STRIDED_SLICE", 49: "SPLIT", 53: "CAST", 67: "TRANSPOSE_CONV",
-    70: "SHAPE", 83: "PACK", 97: "HARD_SWISH", 114: "QUANTIZE",
-}
 TENSOR_TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string", 6: "bool",
-                7: "int16", 9: "int8", 10: "float64"}
+                7: "int16", 8: "complex64", 9: "int8", 10: "float64", 11: "complex128", 12: "uint64",
+                13: "resource", 14: "variant", 15: "uint32", 16: "uint16", 17: "int4"}
 TYPE_BYTES = {"float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8, "bool": 1, "int16": 2,
-              "int8": 1, "float64": 8}
+              "int8": 1, "float64": 8, "complex64": 8, "complex128": 16, "uint64": 8, "uint32": 4,
+              "uint16": 2}
 ACTIVATIONS = {0: None, 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}
 
 
@@ -48,6 +42,7 @@ class Tensor:
     scale: list[float] = field(default_factory=list)
     zero_point: list[int] = field(default_factory=list)
     has_data: bool = False  # a constant (weights, biases, shape) stored in the file
+    is_variable: bool = False  # state TFLM keeps across invocations (LSTM/RNN/SVDF state)
 
     @property
     def nbytes(self) -> int:
@@ -60,16 +55,32 @@ class Operator:
     inputs: list[int]
     outputs: list[int]
     options: dict
+    intermediates: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Subgraph:
+    tensors: list[Tensor]
+    operators: list[Operator]
+    inputs: list[int]
+    outputs: list[int]
 
 
 @dataclass
 class TfliteModel:
+    """The first (main) subgraph's fields, plus any further subgraphs (IF/WHILE bodies)."""
+
     tensors: list[Tensor]
     operators: list[Operator]
     inputs: list[int]
     outputs: list[int]
     buffer_sizes: list[int]
     file_bytes: int
+    extra_subgraphs: list[Subgraph] = field(default_factory=list)
+
+    @property
+    def subgraphs(self) -> list[Subgraph]:
+        return [Subgraph(self.tensors, self.operators, self.inputs, self.outputs), *self.extra_subgraphs]
 
 
 class _Reader:
@@ -135,11 +146,41 @@ def _options(r: _Reader, table: int | None, op: str) -> dict:
                 "filter_h": r.scalar(table, 4, "i"), "activation": ACTIVATIONS.get(r.scalar(table, 5, "b"))}
     if op == "SOFTMAX":
         return {"beta": r.scalar(table, 0, "f", 0.0)}
+    if op == "IF":
+        return {"subgraphs": [r.scalar(table, 0, "i"), r.scalar(table, 1, "i")]}
+    if op == "WHILE":
+        return {"subgraphs": [r.scalar(table, 0, "i"), r.scalar(table, 1, "i")]}
+    if op == "CALL_ONCE":
+        return {"subgraphs": [r.scalar(table, 0, "i")]}
     return {}
 
 
+def _subgraph(r: _Reader, sg: int, codes: list[str], buffer_sizes: list[int]) -> Subgraph:
+    tensors = []
+    for t in r.tables(sg, 0):
+        q = r.ref(t, 4)
+        buf_index = r.scalar(t, 2, "I")
+        type_code = r.scalar(t, 1, "b")
+        tensors.append(Tensor(
+            name=r.string(t, 3),
+            shape=tuple(r.scalars(t, 0, "i")),
+            dtype=TENSOR_TYPES.get(type_code, f"type #{type_code}"),
+            buffer=buf_index,
+            scale=r.scalars(q, 2, "f") if q is not None else [],
+            zero_point=r.scalars(q, 3, "q") if q is not None else [],
+            has_data=buf_index < len(buffer_sizes) and buffer_sizes[buf_index] > 0,
+            is_variable=bool(r.scalar(t, 5, "B")),
+        ))
+    operators = []
+    for o in r.tables(sg, 3):
+        op = codes[r.scalar(o, 0, "I")]
+        operators.append(Operator(op=op, inputs=r.scalars(o, 1, "i"), outputs=r.scalars(o, 2, "i"),
+                                  options=_options(r, r.ref(o, 4), op), intermediates=r.scalars(o, 8, "i")))
+    return Subgraph(tensors, operators, r.scalars(sg, 1, "i"), r.scalars(sg, 2, "i"))
+
+
 def read_tflite(data: bytes) -> TfliteModel:
-    """Decode the first subgraph of a ``.tflite`` file; UserError if it is not one."""
+    """Decode every subgraph of a ``.tflite`` file; UserError if it is not one."""
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise UserError("not a TensorFlow Lite flatbuffer (file identifier 'TFL3' missing)")
     r = _Reader(data)
@@ -147,37 +188,20 @@ def read_tflite(data: bytes) -> TfliteModel:
         model = r.u32(0)
         codes = []
         for oc in r.tables(model, 1):
+            # deprecated_builtin_code (int8, field 0) tops out at 127; builtin_code (field 3) holds the rest
             code = max(r.scalar(oc, 0, "b"), r.scalar(oc, 3, "i"))
-            codes.append(BUILTIN_OPS.get(code, f"builtin op #{code}" if code != 32 else
-                                         f"custom op '{r.string(oc, 1)}'"))
+            codes.append(f"CUSTOM '{r.string(oc, 1)}'" if code == 32 else op_name(code))
         buffers = r.tables(model, 4)
         buffer_sizes = []
         for b in buffers:
             _, n = r.vector(b, 0)
             buffer_sizes.append(n or r.scalar(b, 2, "Q"))
-        subgraphs = r.tables(model, 2)
+        subgraphs = [_subgraph(r, sg, codes, buffer_sizes) for sg in r.tables(model, 2)]
         if not subgraphs:
             raise UserError("the .tflite file has no subgraph")
-        sg = subgraphs[0]
-        tensors = []
-        for t in r.tables(sg, 0):
-            q = r.ref(t, 4)
-            buf_index = r.scalar(t, 2, "I")
-            tensors.append(Tensor(
-                name=r.string(t, 3),
-                shape=tuple(r.scalars(t, 0, "i")),
-                dtype=TENSOR_TYPES.get(r.scalar(t, 1, "b"), f"type #{r.scalar(t, 1, 'b')}"),
-                buffer=buf_index,
-                scale=r.scalars(q, 2, "f") if q is not None else [],
-                zero_point=r.scalars(q, 3, "q") if q is not None else [],
-                has_data=buf_index < len(buffer_sizes) and buffer_sizes[buf_index] > 0,
-            ))
-        operators = []
-        for o in r.tables(sg, 3):
-            op = codes[r.scalar(o, 0, "I")]
-            operators.append(Operator(op=op, inputs=r.scalars(o, 1, "i"), outputs=r.scalars(o, 2, "i"),
-                                      options=_options(r, r.ref(o, 4), op)))
-        return TfliteModel(tensors=tensors, operators=operators, inputs=r.scalars(sg, 1, "i"),
-                           outputs=r.scalars(sg, 2, "i"), buffer_sizes=buffer_sizes, file_bytes=len(data))
+        main = subgraphs[0]
+        return TfliteModel(tensors=main.tensors, operators=main.operators, inputs=main.inputs,
+                           outputs=main.outputs, buffer_sizes=buffer_sizes, file_bytes=len(data),
+                           extra_subgraphs=subgraphs[1:])
     except (struct.error, IndexError) as exc:
         raise UserError(f"corrupt TensorFlow Lite flatbuffer ({exc})") from None

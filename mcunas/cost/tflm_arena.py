@@ -1,117 +1,234 @@
-"""Predict the TFLM tensor arena of an int8 model: planned head + persistent tail.
+"""Predict the TFLM tensor arena of a model: a replay of TFLM's own allocation sequence.
 
-Works on a :class:`~mcunas.cost.flatbuffer.TfliteModel`, whether read from
-a real ``.tflite`` file or synthesised from an architecture by
-:mod:`mcunas.cost.tflite_graph`, so both paths share one set of rules.
+Works on a :class:`~mcunas.cost.flatbuffer.TfliteModel`, whether read from a real
+``.tflite`` file or synthesised from an architecture by :mod:`mcunas.cost.tflite_graph`,
+so both paths share one set of rules.
 
-**Head**: the greedy plan of :mod:`mcunas.cost.tflm_planner` over the
-non-constant tensors.  None of the reference kernels used here (the
-tflite-micro pip package's x86 build) requests scratch buffers for these ops.
+TFLM carves one arena from both ends (``SingleArenaBufferAllocator``): persistent
+allocations come down from the end (each aligned *down* to its own alignment, so padding
+depends on where the arena ends), temporary and planned memory goes up from the 16-aligned
+start.  Loading fails as soon as the two meet, at any of these moments, replayed here in
+``MicroInterpreter::AllocateTensors`` order (``micro_allocator.cc``,
+``micro_interpreter.cc``, ``micro_interpreter_graph.cc``):
 
-**Tail** (``micro_allocator.cc`` plus each kernel's Init/Prepare), in the
-categories ``print_allocations()`` reports:
+1. before the model: the allocator objects (:data:`~mcunas.cost.tflm_kernels.Target`);
+2. ``StartModelAllocation``: the builtin-data allocator; a head buffer for 12 scratch-buffer
+   requests; ``SubgraphAllocations``; one ``TfLiteEvalTensor`` per tensor and one
+   ``NodeAndRegistration`` per operator, per subgraph;
+3. per operator, its parsed builtin options; then every kernel's Init (OpData);
+4. every kernel's Prepare: temporary ``TfLiteTensor`` structs (with quantisation struct and
+   zero-point array) on the head, per-channel arrays in the tail, scratch requests (the
+   request buffer grows to ``count + 12`` entries after each op);
+5. ``FinishModelAllocation``: scratch handles, variable tensors (persistent), then
+   ``CommitStaticMemoryPlan``: ``AllocationInfo`` per tensor and scratch buffer plus the
+   greedy planner's 40 B per planned buffer, as temporaries on top of the request buffer —
+   for small models this, not the plan, sets the arena — then the planned head
+   (:mod:`mcunas.cost.tflm_planner`);
+6. the interpreter's input/output tables and a persistent ``TfLiteTensor`` (with
+   quantisation) per model input and output.
 
-* ``TfLiteEvalTensor``: 24 B for *every* tensor in the subgraph, constants included;
-* ``NodeAndRegistration``: 64 B per operator;
-* persistent buffers from kernels: an OpData struct per op (CONV_2D and
-  DEPTHWISE_CONV_2D 80 B, ADD 64 B ...) plus, for each conv, a per-channel
-  output multiplier and shift (two int32 arrays, each rounded up to 16 B);
-* the model input and output as full ``TfLiteTensor`` structs (64 B each)
-  with their quantisation structs (24 B + a 4 + 4·channels zero-point array);
-* the rest: the allocator objects themselves and each op's parsed builtin
-  options (28 B per conv, 8 B per ADD, ...).
-
-The per-op byte counts are sizes of x86-64 structs in the tflite-micro pip
-package, taken from calibration against ``print_allocations()`` (66 models,
-every category exact except the unrecorded rest, which varies by up to
-±4 B with allocation order).  On a 32-bit MCU pointers are 4 bytes, so the
-real tail there is somewhat smaller; the head is the same.
+Every check is replayed for each of the 16 possible arena-end alignments; the prediction is
+the smallest size from which *every* larger size loads, so it is never below the smallest
+size a search over sizes can find.  Where a kernel's Prepare is not modelled call by call,
+all its temporaries are counted as alive together with all its persistent buffers (safe).
 """
 
 from __future__ import annotations
 
-from mcunas.cost.flatbuffer import TfliteModel
-from mcunas.cost.tflm_planner import Buffer, align_up, peak_bytes
+from mcunas.cost.flatbuffer import Subgraph, TfliteModel
+from mcunas.cost.tflm_kernels import (MAX_SCRATCH_BUFFERS_PER_OP, PLANNER_BYTES_PER_BUFFER, Target,
+                                      get_target, kernel_cost)
+from mcunas.cost.tflm_planner import ALIGN_BYTES, Buffer, align_up, peak_bytes
 from mcunas.errors import UserError
 
-EVAL_TENSOR_BYTES = 24
-NODE_AND_REGISTRATION_BYTES = 64
-PERSISTENT_TENSOR_BYTES = 64
-AFFINE_QUANTIZATION_BYTES = 24
-# Fixed tail: allocator objects, subgraph bookkeeping, and the classifier's
-# FULLY_CONNECTED + SOFTMAX (every calibration model has exactly one of each).
-BASE_TAIL_BYTES = 764
+ARENA_ALIGN = ALIGN_BYTES  # MicroArenaBufferAlignment(): kernels' persistent buffers, planned tensors
 
-# op -> bytes per op: the kernel's OpData (persistent buffer) plus its parsed
-# builtin options.  Calibrated sums; MAX_POOL_2D shares the pooling kernel's
-# structs with AVERAGE_POOL_2D (assumed, not measured).
-OP_TAIL_BYTES = {
-    "CONV_2D": 80 + 28,
-    "DEPTHWISE_CONV_2D": 80 + 28,
-    "ADD": 64 + 8,
-    "MEAN": 56,
-    "AVERAGE_POOL_2D": 28,
-    "MAX_POOL_2D": 28,
-    "RESHAPE": 36,
-    "FULLY_CONNECTED": 0,
-    "SOFTMAX": 0,
-}
-PER_CHANNEL_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
+__all__ = ["predict_arena", "plan_buffers", "check_supported"]
 
 
-def plan_buffers(model: TfliteModel) -> list[Buffer]:
-    """The planner's buffers: non-constant tensors with their scope lifetimes."""
-    scopes = len(model.operators)
+def plan_buffers(sg: Subgraph, scratch: list[tuple[int, int]] = ()) -> list[Buffer]:
+    """The planner's buffers: non-constant, non-variable tensors with their scope lifetimes,
+    then the scratch buffers ``(bytes, op index)`` in request order."""
+    scopes = len(sg.operators)
     first: dict[int, int] = {}
     last: dict[int, int] = {}
-    for t in (*model.inputs, *model.outputs):
+    for t in (*sg.inputs, *sg.outputs):
         first[t] = last[t] = 0
-    for scope, op in enumerate(model.operators, start=1):
+    for scope, op in enumerate(sg.operators, start=1):
         for t in op.outputs:
             first[t] = last[t] = scope
         for t in op.inputs:
             if t >= 0:
                 last[t] = scope
-    for t in model.outputs:
+    for t in sg.outputs:
         last[t] = scopes
-    return [Buffer(align_up(tensor.nbytes), first[i], last[i])
-            for i, tensor in enumerate(model.tensors)
-            if not tensor.has_data and tensor.nbytes and i in first]
+    buffers = [Buffer(align_up(tensor.nbytes), first[i], last[i])
+               for i, tensor in enumerate(sg.tensors)
+               if not tensor.has_data and not tensor.is_variable and tensor.nbytes and i in first]
+    buffers += [Buffer(align_up(nbytes), op + 1, op + 1) for nbytes, op in scratch]
+    return buffers
 
 
-def tail_bytes(model: TfliteModel) -> int:
-    """The persistent tail TFLM allocates for ``model`` (see module doc)."""
-    total = BASE_TAIL_BYTES
-    total += EVAL_TENSOR_BYTES * len(model.tensors)
-    total += NODE_AND_REGISTRATION_BYTES * len(model.operators)
-    for op in model.operators:
-        if op.op not in OP_TAIL_BYTES:
-            raise UserError(f"the TFLM arena model does not know the op {op.op}")
-        total += OP_TAIL_BYTES[op.op]
-        if op.op in PER_CHANNEL_OPS:
-            channels = model.tensors[op.outputs[0]].shape[-1]
-            total += 2 * align_up(4 * channels)
-    for t in (*model.inputs, *model.outputs):
-        channels = max(1, len(model.tensors[t].scale))
-        total += PERSISTENT_TENSOR_BYTES + AFFINE_QUANTIZATION_BYTES + align_up(4 + 4 * channels, 8)
-    return total
+class _Arena:
+    """A log of tail allocations ``(bytes, alignment)`` and head checks, replayed per end alignment."""
+
+    def __init__(self):
+        self.events: list[tuple] = []
+
+    def persistent(self, nbytes: int, align: int) -> None:
+        if nbytes:
+            self.events.append(("tail", nbytes, align))
+
+    def need(self, head_bytes: int, tail_align: int = 1) -> None:
+        """The head must reach ``head_bytes`` (from the arena start) below the current tail
+        (aligned down to ``tail_align``)."""
+        last = self.events[-1] if self.events else None
+        if last and last[0] == "head" and last[2] == tail_align:  # no tail move in between: keep the larger
+            self.events[-1] = ("head", max(last[1], head_bytes), tail_align)
+        else:
+            self.events.append(("head", head_bytes, tail_align))
+
+    def tail_used(self, end: int) -> int:
+        tail = end
+        for kind, n, align in self.events:
+            if kind == "tail":
+                tail = (tail - n) // align * align
+        return end - tail
+
+    def smallest_safe_size(self) -> int:
+        """Smallest N such that every arena of N bytes or more passes every check."""
+        need_by_residue = []
+        for residue in range(ARENA_ALIGN):
+            end = (1 << 40) + residue  # arena start is 16-aligned; only the end's residue matters
+            tail, need = end, 0
+            for kind, n, align in self.events:
+                if kind == "tail":
+                    tail = (tail - n) // align * align
+                else:
+                    need = max(need, n + (end - tail) + (tail - tail // align * align))
+            need_by_residue.append(need)
+        size = max(need_by_residue)
+        while all(_first_at_or_above(size - 1, r) >= need_by_residue[r] for r in range(ARENA_ALIGN)):
+            size -= 1
+        return size
 
 
-def predict_arena(model: TfliteModel) -> dict:
-    """``sram_tflm_bytes`` (head + tail) with its split, for an int8 model."""
-    check_int8(model)
-    head = peak_bytes(plan_buffers(model))
-    tail = tail_bytes(model)
-    return {"sram_tflm_bytes": head + tail, "tflm_head_bytes": head, "tflm_tail_bytes": tail}
+def _first_at_or_above(n: int, residue: int) -> int:
+    return n + (residue - n) % ARENA_ALIGN
 
 
-def check_int8(model: TfliteModel) -> None:
-    """UserError unless every activation tensor is int8 (a full-integer model)."""
-    for i in (*model.inputs, *model.outputs):
-        if model.tensors[i].dtype != "int8":
-            raise UserError(f"not a full-int8 model: tensor '{model.tensors[i].name}' is "
-                            f"{model.tensors[i].dtype}, expected int8 input and output")
-    for op in model.operators:
-        for t in op.outputs:
-            if model.tensors[t].dtype != "int8":
-                raise UserError(f"not a full-int8 model: {op.op} outputs {model.tensors[t].dtype}")
+def _temp_tensor_bytes(sg: Subgraph, index: int, target: Target, start: int) -> int:
+    """Head position after allocating tensor ``index`` as a temporary TfLiteTensor at ``start``."""
+    pos = align_up(start, target.struct_align) + target.tensor_bytes
+    t = sg.tensors[index]
+    if t.scale and t.zero_point:
+        pos = align_up(pos, target.struct_align) + target.affine_quantization_bytes
+        pos = align_up(pos, 4) + 4 + 4 * len(t.scale)
+    return pos
+
+
+def _persistent_tensor(arena: _Arena, sg: Subgraph, index: int, target: Target) -> None:
+    arena.persistent(target.tensor_bytes, target.struct_align)
+    t = sg.tensors[index]
+    if t.scale and t.zero_point:
+        arena.persistent(target.affine_quantization_bytes, target.struct_align)
+        arena.persistent(4 + 4 * len(t.scale), 4)
+
+
+def predict_arena(model: TfliteModel, target: str = "x86_64") -> dict:
+    """``sram_tflm_bytes`` (smallest arena that loads) with its split, for ``target``."""
+    tgt = get_target(target)
+    subgraphs = model.subgraphs
+    costs = [[kernel_cost(sg, op, tgt) for op in sg.operators] for sg in subgraphs]
+    _check_activation_types(model)
+    arena = _Arena()
+    request_bytes = tgt.scratch_request_bytes
+    arena.persistent(tgt.allocator_objects_bytes, tgt.struct_align)
+    # StartModelAllocation
+    arena.persistent(tgt.builtin_allocator_bytes, tgt.struct_align)
+    arena.need(request_bytes * MAX_SCRATCH_BUFFERS_PER_OP)
+    arena.persistent(tgt.subgraph_allocations_bytes * len(subgraphs), tgt.struct_align)
+    for sg in subgraphs:
+        arena.persistent(tgt.eval_tensor_bytes * len(sg.tensors), tgt.struct_align)
+    for sg in subgraphs:
+        arena.persistent(tgt.node_and_registration_bytes * len(sg.operators), tgt.struct_align)
+    for sg_costs in costs:
+        for cost in sg_costs:
+            arena.persistent(cost.params_bytes, 4)
+    for sg_costs in costs:
+        for cost in sg_costs:
+            for n in cost.init_bytes:
+                arena.persistent(n, ARENA_ALIGN)
+    # Prepare
+    requests = 0
+    scratch: list[list[tuple[int, int]]] = [[] for _ in subgraphs]
+    for s, (sg, sg_costs) in enumerate(zip(subgraphs, costs)):
+        for index, cost in enumerate(sg_costs):
+            head = request_bytes * (requests + MAX_SCRATCH_BUFFERS_PER_OP)
+            for n in cost.persistent_bytes:
+                arena.persistent(n, ARENA_ALIGN)
+            for t in cost.temps:
+                head = _temp_tensor_bytes(sg, t, tgt, head)
+            head = align_up(head, tgt.struct_align) + request_bytes * len(cost.scratch_bytes)
+            arena.need(head)
+            requests += len(cost.scratch_bytes)
+            scratch[s] += [(n, index) for n in cost.scratch_bytes]
+            arena.need(request_bytes * (requests + MAX_SCRATCH_BUFFERS_PER_OP))
+    # FinishModelAllocation
+    arena.persistent(tgt.scratch_handle_bytes * requests, tgt.struct_align)
+    for sg in subgraphs:
+        for t in sg.tensors:
+            if t.is_variable:
+                arena.persistent(t.nbytes, ARENA_ALIGN)
+    buffers = [plan_buffers(sg, scratch[s]) for s, sg in enumerate(subgraphs)]
+    planned = sum(len(b) for b in buffers)
+    info_count = sum(len(sg.tensors) for sg in subgraphs) + requests
+    head = request_bytes * (requests + MAX_SCRATCH_BUFFERS_PER_OP)
+    head = align_up(head, tgt.struct_align) + tgt.allocation_info_bytes * info_count
+    arena.need(align_up(head, ARENA_ALIGN) + PLANNER_BYTES_PER_BUFFER * planned, ARENA_ALIGN)
+    plan = _plan_head(buffers)
+    arena.need(plan)
+    # Interpreter: input / output tables and tensors
+    main = subgraphs[0]
+    for group in (main.inputs, main.outputs):
+        arena.persistent(tgt.pointer_bytes * len(group), ARENA_ALIGN)
+        for t in group:
+            _persistent_tensor(arena, main, t, tgt)
+    arena.need(plan)
+    total = arena.smallest_safe_size()
+    tail = arena.tail_used(total)
+    return {"sram_tflm_bytes": total, "tflm_head_bytes": plan, "tflm_tail_bytes": tail,
+            "target": tgt.name}
+
+
+def _plan_head(buffers: list[list[Buffer]]) -> int:
+    """Planned head: the main subgraph exactly; further subgraphs (IF/WHILE bodies) are
+    planned by TFLM into the same arena with lifetimes tied to their calling op — here
+    they are stacked on top, alive throughout (never less than TFLM)."""
+    return sum(peak_bytes(b) for b in buffers)
+
+
+QUANTISED_ACTIVATIONS = ("int8", "int16", "int32")  # int32: SHAPE outputs, MEAN/ARG_MAX side data
+
+
+def check_supported(model: TfliteModel) -> None:
+    """UserError naming the first op the arena model does not know, or a float/uint8 op
+    inside the model (only QUANTIZE/DEQUANTIZE may touch float or uint8: TFLM's float
+    kernels are not modelled)."""
+    for sg in model.subgraphs:
+        for op in sg.operators:
+            kernel_cost(sg, op, get_target("x86_64"))  # UserError for an op it does not know
+    _check_activation_types(model)
+
+
+def _check_activation_types(model: TfliteModel) -> None:
+    for sg in model.subgraphs:
+        for op in sg.operators:
+            if op.op in ("QUANTIZE", "DEQUANTIZE"):
+                continue
+            for t in (*op.inputs, *op.outputs):
+                tensor = sg.tensors[t] if t >= 0 else None
+                if tensor is not None and not tensor.has_data and tensor.dtype not in QUANTISED_ACTIVATIONS:
+                    raise UserError(f"{op.op} has a {tensor.dtype} activation '{tensor.name}': the TFLM arena "
+                                    "model covers int8/int16 models (float or uint8 only at the input and "
+                                    "output, through QUANTIZE/DEQUANTIZE)")

@@ -61,7 +61,7 @@ def build_model(arch: Arch, weights: str | Path | None = None):
 
 
 def export_arch(arch: Arch, out_dir: str | Path, weights: str | Path | None = None,
-                data: str | Path | None = None) -> dict:
+                data: str | Path | None = None, target: str = "x86_64") -> dict:
     """Write model.keras, model_int8.tflite, model_data.h/.cc and arch.txt into ``out_dir``."""
     from mcunas.export.c_array import write_c_array
     from mcunas.export.tflite import convert_int8
@@ -78,7 +78,7 @@ def export_arch(arch: Arch, out_dir: str | Path, weights: str | Path | None = No
     measured = measure_arena(tflite_path)
     (out / "arch.txt").write_text(f"{arch}\n")
     state = "trained weights from " + str(weights) if weights else "untrained (random weights)"
-    write_c_array(tflite, out, measured["tflm_arena_bytes"],
+    write_c_array(tflite, out, measured["tflm_arena_bytes"], target=target,
                   comment=f"arch: {arch}\n{state}; {DEVICE_INPUT}")
     return {
         "arch": str(arch),

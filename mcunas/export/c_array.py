@@ -1,9 +1,15 @@
 """The model as a C source pair for TFLM: ``model_data.h`` / ``model_data.cc``.
 
 The array is ``alignas(16)`` because TFLM reads tensors in place from the
-flatbuffer and some kernels need aligned weights; ``kTensorArenaSize`` is the
-arena measured in TFLM (:func:`mcunas.tflm.measure_arena`) rounded up to 16
-bytes, the alignment TFLM gives the arena itself.
+flatbuffer and some kernels need aligned weights.  ``kTensorArenaSize`` depends on the
+target the header says it is for (``mcunas export --target``):
+
+* ``x86_64``: the arena measured in TFLM (:func:`mcunas.tflm.measure_arena`, the
+  tflite-micro pip package), rounded up to 16 bytes, the alignment TFLM gives the arena;
+* ``cortex-m``: the arena *predicted* for a 32-bit Cortex-M build
+  (:func:`mcunas.cost.tflm_arena.predict_arena`), rounded up to 16 bytes.  No board
+  measures it here, so the header also gives how far the same rules are above the
+  measurement on x86_64 for this very model.
 """
 
 from __future__ import annotations
@@ -17,11 +23,35 @@ def c_identifier(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in name)
 
 
+def arena_statement(data: bytes, measured_x86_bytes: int, target: str) -> tuple[int, str]:
+    """(``kTensorArenaSize`` before rounding, the comment that says where it comes from)."""
+    if target == "x86_64":
+        return measured_x86_bytes, ("Smallest TFLM arena this model allocates in, measured with the "
+                                    "tflite-micro pip package (x86-64), rounded up to 16 bytes.")
+    from mcunas.cost.flatbuffer import read_tflite
+    from mcunas.cost.tflm_arena import predict_arena
+
+    model = read_tflite(data)
+    predicted = predict_arena(model, target)["sram_tflm_bytes"]
+    x86 = predict_arena(model, "x86_64")["sram_tflm_bytes"]
+    return predicted, (
+        f"TFLM arena for {target} (32-bit pointers, reference kernels), PREDICTED by mcunas, not measured,\n"
+        f"rounded up to 16 bytes.  The same rules predict {x86:,} B for the x86-64 pip package, where this\n"
+        f"model measures {measured_x86_bytes:,} B ({x86 - measured_x86_bytes:+,} B): the prediction is meant to be\n"
+        "safe (never below), by the same small margin.  CMSIS-NN or other optimised kernels add\n"
+        "scratch buffers this does not include.")
+
+
 def write_c_array(data: bytes, out_dir: Path, arena_bytes: int, name: str = "model_data",
-                  comment: str = "") -> tuple[Path, Path]:
-    """Write ``<name>.h`` and ``<name>.cc``; returns their paths."""
+                  comment: str = "", target: str = "x86_64") -> tuple[Path, Path]:
+    """Write ``<name>.h`` and ``<name>.cc``; returns their paths.
+
+    ``arena_bytes`` is the arena measured on x86_64; ``target`` picks which figure
+    ``kTensorArenaSize`` holds (see module doc).
+    """
     ident = c_identifier(name)
-    arena = -(-arena_bytes // 16) * 16
+    arena_raw, arena_note = arena_statement(data, arena_bytes, target)
+    arena = -(-arena_raw // 16) * 16
     guard = f"MCUNAS_{ident.upper()}_H_"
     note = "".join(f"// {line}\n" for line in comment.splitlines())
     header = (
@@ -30,7 +60,8 @@ def write_c_array(data: bytes, out_dir: Path, arena_bytes: int, name: str = "mod
         "#include <cstddef>\n\n"
         f"extern const unsigned char g_{ident}[];\n"
         f"extern const unsigned int g_{ident}_len;\n"
-        f"// Smallest TFLM arena this model allocates in (measured), rounded up to 16 bytes.\n"
+        + "".join(f"// {line}\n" for line in arena_note.splitlines()) +
+        f"// Target: {target}.\n"
         f"constexpr size_t kTensorArenaSize = {arena};\n\n"
         f"#endif  // {guard}\n"
     )

@@ -27,7 +27,8 @@ from mcunas.input_convention import DEVICE_INPUT
 
 
 def export_trial(row: pd.Series, keras_src: Path | None, tflite_src: Path | None, out_dir: str | Path,
-                 boards: dict, board=None, data: str | None = None, study_name: str = "") -> dict:
+                 boards: dict, board=None, data: str | None = None, study_name: str = "",
+                 target: str = "x86_64") -> dict:
     """Write the deployment folder of trial ``row`` from its model files; returns its figures."""
     from mcunas.export.c_array import write_c_array
     from mcunas.tflm import measure_arena
@@ -43,13 +44,13 @@ def export_trial(row: pd.Series, keras_src: Path | None, tflite_src: Path | None
         from mcunas.arch import parse_arch
         from mcunas.export.bundle import export_arch
 
-        export_arch(parse_arch(row.arch), out, weights=keras_src, data=data)
+        export_arch(parse_arch(row.arch), out, weights=keras_src, data=data, target=target)
         origin = (f"re-converted from {keras_src} ({'calibrated on ' + data if data else 'noise calibration'}): "
                   "the trial's own .tflite is gone, so its recorded int8 accuracy was measured on another file")
     tflite = (out / "model_int8.tflite").read_bytes()
     measured = measure_arena(out / "model_int8.tflite")
     (out / "arch.txt").write_text(f"{row.arch}\n")
-    write_c_array(tflite, out, measured["tflm_arena_bytes"],
+    write_c_array(tflite, out, measured["tflm_arena_bytes"], target=target,
                   comment=f"arch: {row.arch}\nstudy {study_name}, trial {row.number}, int8 accuracy "
                   f"{row.int8_accuracy:.4f}\n{DEVICE_INPUT}")
     figures = {
