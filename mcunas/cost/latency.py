@@ -27,6 +27,7 @@ against ``latency_high_ms``: no held-out published model ran slower than it.
 from __future__ import annotations
 
 import statistics
+from math import prod
 
 import networkx as nx
 
@@ -62,19 +63,13 @@ def graph_work(graph: nx.DiGraph) -> dict[str, float]:
             kind = _MAC_KINDS[op]
             work["conv1x1" if kind == "conv" and node["kernel"] == 1 else kind] += node["macs"]
             if kind != "depthwise":
-                work["elements"] += _elements(tensors[node["output"]])
+                work["elements"] += prod(tensors[node["output"]])
         elif op in _POOLS:
-            work["elements"] += _elements(tensors[node["inputs"][0]])
+            work["elements"] += prod(tensors[node["inputs"][0]])
         elif op == "ADD":
-            work["elements"] += _elements(tensors[node["output"]])
+            work["elements"] += prod(tensors[node["output"]])
     return work
 
-
-def _elements(shape) -> int:
-    count = 1
-    for dim in shape:
-        count *= dim
-    return count
 
 
 def check_runtime(runtime: str) -> str:

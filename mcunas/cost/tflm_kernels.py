@@ -46,6 +46,7 @@ with ``print_allocations()`` on one-op models (the ``op_*`` rows of
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from math import prod
 
 from mcunas.cost.flatbuffer import Operator, Subgraph, Tensor
 from mcunas.errors import UserError
@@ -178,20 +179,14 @@ def kernel_cost(sg: Subgraph, op: Operator, target: Target) -> KernelCost:
     elif name == "MEAN":
         out = sg.tensors[op.outputs[0]]
         axes = sg.tensors[op.inputs[1]]
-        elements = max(1, _prod(out.shape))
+        elements = max(1, prod(out.shape))
         # temp sums (int32 per output element), resolved axes, normalised input dims
-        cost.scratch_bytes += [4 * elements, 4 * max(1, _prod(axes.shape)),
+        cost.scratch_bytes += [4 * elements, 4 * max(1, prod(axes.shape)),
                                4 * len(sg.tensors[op.inputs[0]].shape)]
     elif name == "TANH":
         cost.temps = [ins[0], op.outputs[0], ins[0]]  # input read twice (measured: one more temp than LOGISTIC)
     return cost
 
-
-def _prod(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 # Ops whose allocations are modelled AND checked against TFLM measurements (one-op models and
