@@ -119,17 +119,21 @@ class SyncedJournalFile(BaseJournalBackend):
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         sync = any([self._needs_sync(log) for log in logs])
         text = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode()
-        with _Locked(self._lock), open(self._path, "ab") as f:
-            start = os.fstat(f.fileno()).st_size
+        with _Locked(self._lock):
+            fd = os.open(self._path, os.O_WRONLY | os.O_APPEND)
             try:
-                f.write(text)
-                f.flush()
+                start = os.fstat(fd).st_size
+                written = 0
+                while written < len(text):
+                    written += os.write(fd, text[written:])
                 if sync:
-                    os.fsync(f.fileno())
+                    os.fsync(fd)
             except OSError as exc:  # disk full: leave no half record behind
-                f.truncate(start)
+                os.ftruncate(fd, start)
                 raise UserError(f"cannot write journal {self._path}: {exc.strerror}: free space and rerun "
                                 "the same command to resume (every recorded trial is kept)") from None
+            finally:
+                os.close(fd)
 
 
 def repair_cut_tail(path: Path) -> Path | None:

@@ -27,6 +27,8 @@ def train_in_worker(c, trial, arch: str, progress: Progress) -> dict:
     """
     import optuna
 
+    from mcunas.search.recovery import renew_lease
+
     job_dir = c.out_dir / "trials" / f"{trial.number:05d}"
     job_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("progress.txt", "result.json"):
@@ -42,6 +44,8 @@ def train_in_worker(c, trial, arch: str, progress: Progress) -> dict:
             while proc.poll() is None:
                 time.sleep(0.5)
                 reported = _relay_epochs(job_dir, trial, reported, progress)
+                for number in renew_lease(trial):  # keeps this trial's lease; fails dead workers' trials
+                    progress.note(f"trial {number} was left RUNNING by a dead worker: failed and queued again")
                 if c.heartbeat_s and time.monotonic() - last_stale_check > c.heartbeat_s:
                     # Optuna only fails stale trials before a new trial starts; during a long training
                     # this worker checks too, so a dead worker's candidate is queued again promptly.
