@@ -58,6 +58,12 @@ def _hold_without_owner_since(study, minutes):
     return study.trials[-1].number
 
 
+def _proc_start(pid):
+    """Process start time in clock ticks since boot, read here independently of mcunas (field 22 of stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[19])
+
+
 def _dead_pid():
     proc = subprocess.Popen(["true"])
     proc.wait()
@@ -83,7 +89,7 @@ def test_dead_workers_trials_are_failed_and_retried_once_live_ones_kept(tmp_path
     first = _search(tmp_path, storage, 3)
     assert first.returncode == 0, first.stderr
     study = _open(storage)
-    me = owner()
+    me = {**owner(), "start": _proc_start(os.getpid())}  # this live process, as a lease names it
     dead = {
         "pid reused": _hold(study, {**me, "start": me["start"] - 1}),  # this live pid, another start time
         "pid gone": _hold(study, {**me, "pid": _dead_pid()}),
