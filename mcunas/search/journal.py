@@ -64,10 +64,11 @@ class _Locked:
 
 
 def _damaged(path: Path, line: int) -> UserError:
-    keep = f"head -n {line - 1} {path} > {path}.fixed" if line > 1 else None
-    fix = f"or keep the {line - 1} records before it (`{keep}`, dropping what follows) and use that file" if keep else ""
-    return UserError(f"journal {path} is damaged at line {line} (not a complete JSON record): restore the file "
-                     f"from a backup {fix}".rstrip())
+    fix = "restore the file from a backup"
+    if line > 1:
+        fix += (f", or keep the {line - 1} records before it (`head -n {line - 1} {path} > {path}.fixed`, "
+                "dropping what follows) and use that file")
+    return UserError(f"journal {path} is damaged at line {line} (not a complete JSON record): {fix}")
 
 
 class SyncedJournalFile(BaseJournalBackend):
