@@ -174,8 +174,7 @@ def test_password_with_at_colon_slash_connects_and_never_shows(tmp_path, postgre
     import psycopg
 
     password = "p@ss:w/rd"
-    admin = postgres_url.replace("postgresql://", "postgresql://", 1)
-    with psycopg.connect(admin, autocommit=True) as conn:
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("DROP DATABASE IF EXISTS atdb")
         conn.execute("DROP ROLE IF EXISTS at_user")
         conn.execute(f"CREATE ROLE at_user LOGIN PASSWORD '{password}'")
