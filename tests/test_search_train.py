@@ -80,8 +80,9 @@ def _assert_killed_trial_was_retried(storage_url, study_name, killed):
     study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     assert trials[killed].state == optuna.trial.TrialState.FAIL
-    retries = [t for t in trials.values() if t.system_attrs.get("failed_trial") == killed]
+    retries = [t for t in trials.values() if t.user_attrs.get("retried_from") == killed]
     assert len(retries) == 1 and retries[0].state == optuna.trial.TrialState.COMPLETE
+    assert retries[0].user_attrs["retry"] == 1 and retries[0].user_attrs["retry_reason"]  # why it died
     assert retries[0].params == trials[killed].params
     assert "int8_accuracy" in retries[0].user_attrs
     assert not [t for t in trials.values() if t.state == optuna.trial.TrialState.RUNNING]

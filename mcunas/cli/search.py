@@ -54,7 +54,8 @@ def register(sub) -> None:
     a("--recipe", choices=RECIPES, help="fast (Adam, cosine) or paper (RMSProp 0.9/0.9, lr 0.045 x0.98/epoch)")
     a("--max-rejections", type=int, help="stop after this many consecutive over-budget candidates (default 2000)")
     a("--results-dir", help="where results/<study>/ goes (default results)")
-    a("--heartbeat", type=int, help="RDB storage heartbeat in seconds (dead workers' trials fail after 2x)")
+    a("--heartbeat", help="RDB storage heartbeat in whole seconds: a dead worker's trial fails after 2x and is "
+      "queued again (journal files use a lease instead)")
     a("--demo-images", type=int, help="images in the generated set used without --data (default 800)")
     a("--no-export-winner", dest="export_winner", action="store_false", default=None,
       help="do not export the best trial at the end")
@@ -71,6 +72,18 @@ def parse_duration(text: str | None) -> float | None:
     if not parts or "".join(n + u for n, u in parts) != re.sub(r"\s", "", str(text).lower()):
         raise UserError(f"cannot read --timeout '{text}': write e.g. 8h, 30m, 90s or 1h30m")
     return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+
+
+def parse_heartbeat(value) -> int | None:
+    """``--heartbeat`` as whole seconds >= 1 (Optuna's RDB heartbeat takes an integer), or None."""
+    from mcunas.errors import UserError
+
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text.isdigit() or int(text) < 1:
+        raise UserError(f"--heartbeat must be a whole number of seconds, at least 1 (e.g. 10), got '{value}'")
+    return int(text)
 
 
 def merged_settings(args) -> dict:
@@ -108,6 +121,7 @@ def run(args) -> int:
     for key in ("n_trials", "epochs", "batch"):
         if int(s[key]) < 1:
             raise UserError(f"--{key.replace('_', '-')} must be at least 1, got {s[key]}")
+    heartbeat_s = parse_heartbeat(s["heartbeat"])
     budget = budget_from_args(Namespace(**s), defaults=PAPER_BUDGET)
     space = load_space(s["space"])
     results_dir = Path(s["results_dir"])
@@ -128,7 +142,7 @@ def run(args) -> int:
         data=data and str(data), eval_data=s["eval_data"], n_trials=int(s["n_trials"]),
         timeout_s=parse_duration(s["timeout"]), seed=int(s["seed"]), epochs=int(s["epochs"]),
         batch=int(s["batch"]), recipe=s["recipe"], max_consecutive_rejections=int(s["max_rejections"]),
-        results_dir=results_dir, heartbeat_s=s["heartbeat"],
+        results_dir=results_dir, heartbeat_s=heartbeat_s,
     )
     if campaign.needs_training:
         _check_data(campaign)

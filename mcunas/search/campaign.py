@@ -300,8 +300,13 @@ def run_campaign(c: Campaign) -> dict:
     _write_campaign_record(c)
     run = _Run(c, study, Progress(c.n_trials, c.timeout_s, share))
     start = time.monotonic()
-    study.optimize(run.objective, timeout=c.timeout_s, callbacks=[run.after_trial], catch=(CandidateFailed,),
-                   gc_after_trial=False)
+    try:
+        study.optimize(run.objective, timeout=c.timeout_s, callbacks=[run.after_trial], catch=(CandidateFailed,),
+                       gc_after_trial=False)
+    except Exception as error:  # Optuna's own bookkeeping can fail while it handles our one-line error
+        if isinstance(error.__context__, UserError):
+            raise error.__context__ from None
+        raise
     paths = write_results(study, c)
     run.check_gave_up(share)
     if c.timeout_s is not None and run.counts["trained"] < c.n_trials:
@@ -314,6 +319,9 @@ def run_campaign(c: Campaign) -> dict:
 
 
 def _write_campaign_record(c: Campaign) -> None:
-    """``campaign.json``: the run's settings as given, for people reading the results folder."""
+    """``campaign.json``: the run's settings as given (a storage password masked), for people reading the results folder."""
+    from mcunas.search.storage import redact
+
     (c.out_dir / "campaign.json").write_text(json.dumps(
-        {**asdict(c), "space": str(c.space.path), "results_dir": str(c.results_dir)}, indent=2, default=str))
+        {**asdict(c), "space": str(c.space.path), "results_dir": str(c.results_dir),
+         "storage_url": redact(c.storage_url)}, indent=2, default=str))

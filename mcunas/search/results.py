@@ -24,7 +24,11 @@ RESULT_COLUMNS = ["float_accuracy", "int8_accuracy", "train_s", "tflm_arena_byte
 def trials_frame(study) -> pd.DataFrame:
     """One row per trial: status, architecture, every cost, accuracies and artefacts."""
     rows = []
-    for t in study.get_trials(deepcopy=False):
+    trials = study.get_trials(deepcopy=False)
+    # a trial failed because its worker died carries no reason of its own; its retry says why
+    died = {t.user_attrs["retried_from"]: t.user_attrs.get("retry_reason") for t in trials
+            if "retried_from" in t.user_attrs}
+    for t in trials:
         attrs = t.user_attrs
         status = {"COMPLETE": "trained", "FAIL": "failed", "PRUNED": "pruned", "RUNNING": "running",
                   "WAITING": "waiting"}[t.state.name]
@@ -34,7 +38,7 @@ def trials_frame(study) -> pd.DataFrame:
         row.update({k: attrs.get("costs", {}).get(k) for k in COST_COLUMNS})
         row.update({k: attrs.get(k) for k in RESULT_COLUMNS})
         row["feasible"] = "costs" in attrs and "rejected" not in attrs  # as judged when it was costed
-        row["reason"] = attrs.get("rejected") or attrs.get("fail_reason")
+        row["reason"] = attrs.get("rejected") or attrs.get("fail_reason") or died.get(t.number)
         rows.append(row)
     return pd.DataFrame(rows, columns=["study", "number", "status", "arch", *COST_COLUMNS, *RESULT_COLUMNS,
                                        "feasible", "reason"])

@@ -20,59 +20,64 @@ RESULTS_DIR = Path("results")
 
 
 def _journal_file_storage(path: Path):
-    """Optuna's journal file storage, fsync'ed when a trained trial ends rather than after every write.
+    """Optuna's ``JournalStorage`` on our journal file backend (fsync at trial end, cut-tail repair).
 
-    Optuna's ``JournalFileBackend`` fsyncs each of the ~30 writes a candidate
-    makes (one per sampled parameter, attribute and constraint); on these
-    disks that capped rejection at ~10 candidates/s.  Here writes still go to
-    the file at once, under Optuna's lock — so other processes see them and a
-    killed process loses nothing — but the file is forced to disk only when a
-    study is created or a trial that was not rejected ends.  That fsync covers
-    every earlier write too, so after a power cut every trained trial is still
-    there; what can be lost is a running trial (retried like any other) and
-    the rejected candidates since the last trained one (recomputed in
-    milliseconds).
+    See :mod:`mcunas.search.journal` for why the backend is our own.
     """
-    import json
-    import os
-
     import optuna
-    from optuna.storages.journal import JournalFileBackend
-    from optuna.storages.journal._file import get_lock_file
-    from optuna.storages.journal._storage import JournalOperation as Op
 
-    class FileBackendSyncedAtTrialEnd(JournalFileBackend):
-        def __init__(self, file_path: str):
-            super().__init__(file_path)
-            self._rejected: set[int] = set()
+    from mcunas.search.journal import SyncedJournalFile, repair_cut_tail
 
-        def _needs_sync(self, log: dict) -> bool:
-            op = log.get("op_code")
-            if op == Op.SET_TRIAL_USER_ATTR and "rejected" in log.get("user_attr", {}):
-                self._rejected.add(log["trial_id"])
-            if op == Op.SET_TRIAL_STATE_VALUES and log.get("datetime_complete"):
-                return log["trial_id"] not in self._rejected
-            return op in (Op.CREATE_STUDY, Op.DELETE_STUDY)
-
-        def append_logs(self, logs: list[dict]) -> None:
-            sync = [self._needs_sync(log) for log in logs]
-            with get_lock_file(self._lock):
-                with open(self._file_path, "ab") as f:
-                    f.write(("\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n").encode())
-                    f.flush()
-                    if any(sync):
-                        os.fsync(f.fileno())
-
-    return optuna.storages.JournalStorage(FileBackendSyncedAtTrialEnd(str(path)))
+    backend = SyncedJournalFile(path)
+    repair_cut_tail(path)
+    return optuna.storages.JournalStorage(backend)
 
 
 def default_storage_url(study: str) -> str:
     return f"journal:{RESULTS_DIR / study / 'study.journal'}"
 
 
+def _userinfo(url: str) -> tuple[str, str | None, str] | None:
+    """``(before the password, password or None, after it)`` of a URL with a user, else None.
+
+    The user part ends at the LAST ``@`` before any ``?``: people write
+    ``@``, ``:`` and ``/`` unescaped in database passwords, and a host never
+    holds an ``@``.
+    """
+    scheme, sep, tail = url.partition("://")
+    head, q, query = tail.partition("?")
+    if not sep or "@" not in head:
+        return None
+    userinfo, _, hostpart = head.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    return f"{scheme}://{user}", (password if colon else None), f"@{hostpart}{q}{query}"
+
+
 def redact(url: str) -> str:
-    """The URL with any password replaced, for messages."""
-    return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", url)
+    """``url`` with its password (in the user part or a ``password=`` parameter) replaced by ``***``."""
+    parts = _userinfo(url)
+    if parts and parts[1] is not None:
+        url = f"{parts[0]}:***{parts[2]}"
+    return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", url)
+
+
+def _quote_at_in_password(url: str) -> str:
+    """``url`` with any ``@`` in its password written ``%40``, the only way SQLAlchemy reads it as part of it."""
+    parts = _userinfo(url)
+    if not parts or not parts[1] or "@" not in parts[1]:
+        return url
+    return f"{parts[0]}:{parts[1].replace('@', '%40')}{parts[2]}"
+
+
+def _scrub(text: str, url: str) -> str:
+    """``text`` (a driver's message) with the password of ``url`` in any spelling replaced by ``***``."""
+    from urllib.parse import unquote
+
+    parts = _userinfo(url)
+    password = parts[1] if parts else None
+    for spelling in sorted({password, password and unquote(password)} - {None, ""}, key=len, reverse=True):
+        text = text.replace(spelling, "***")
+    return text
 
 
 def _rdb_storage(url: str, kwargs: dict, attempts: int = 5):
@@ -84,12 +89,15 @@ def _rdb_storage(url: str, kwargs: dict, attempts: int = 5):
     """
     import random
     import time
+    import warnings
 
     import optuna
 
     for attempt in range(attempts):
         try:
-            return optuna.storages.RDBStorage(url, **kwargs)
+            with warnings.catch_warnings():  # heartbeat_interval is "experimental" since Optuna 2.9, still in 5
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, **kwargs)
         except Exception as exc:  # noqa: BLE001 - only the table-creation race is retried
             text = str(exc)
             if attempt == attempts - 1 or ("duplicate key" not in text and "already exists" not in text):
@@ -97,8 +105,38 @@ def _rdb_storage(url: str, kwargs: dict, attempts: int = 5):
             time.sleep(0.2 + random.random())
 
 
+def check_sqlite_file(path: Path) -> None:
+    """Refuse (one line) an SQLite file with damaged pages before Optuna trips over them mid-run.
+
+    ``PRAGMA quick_check`` reads every page once (milliseconds for a study's
+    few MB); a busy database is left to SQLAlchemy's own locking.
+    """
+    import contextlib
+    import sqlite3
+
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    fix = (f"restore it from a backup, or salvage what is readable with `sqlite3 {path} .recover | sqlite3 "
+           f"NEW.db` and use --storage sqlite:///NEW.db")
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)) as db:
+            problems = [row[0] for row in db.execute("PRAGMA quick_check")]
+    except sqlite3.DatabaseError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return
+        raise UserError(f"SQLite study file {path} is damaged ({exc}): {fix}") from None
+    if problems != ["ok"]:
+        raise UserError(f"SQLite study file {path} is damaged ({problems[0]}): {fix}")
+
+
 def open_storage(url: str, heartbeat_s: int | None = None):
-    """An Optuna storage for ``url``; unreachable databases become one clear line."""
+    """An Optuna storage for ``url``; unreachable or damaged storages become one clear line.
+
+    ``heartbeat_s`` turns on Optuna's heartbeat on RDB storages (a trial
+    whose worker stopped beating for ``2 * heartbeat_s`` is failed and its
+    candidate queued again, :func:`mcunas.search.recovery.requeue_stale_trial`);
+    journal files rely on the lease in :mod:`mcunas.search.recovery` instead.
+    """
     if url.startswith("journal:") or url.endswith(".journal"):
         path = Path(url.removeprefix("journal:"))
         try:
@@ -111,21 +149,23 @@ def open_storage(url: str, heartbeat_s: int | None = None):
             f"unrecognised storage '{url}': use sqlite:///FILE.db, postgresql://USER:PASS@HOST/DB, "
             "journal:FILE or a path ending in .journal"
         )
+    if url.startswith("sqlite:///"):
+        check_sqlite_file(Path(url.removeprefix("sqlite:///")))
     kwargs = {}
     if heartbeat_s:
-        from mcunas.search.recovery import retry_callback
+        from mcunas.search.recovery import requeue_stale_trial
 
         kwargs = {"heartbeat_interval": heartbeat_s, "grace_period": 2 * heartbeat_s,
-                  "heartbeat_stale_trial_callback": retry_callback()}
+                  "heartbeat_stale_trial_callback": requeue_stale_trial}
     if url.startswith("postgresql"):
         kwargs["engine_kwargs"] = {"connect_args": {"connect_timeout": 10}}
     try:
-        return _rdb_storage(url, kwargs)
+        return _rdb_storage(_quote_at_in_password(url), kwargs)
     except ModuleNotFoundError as exc:
         raise UserError(
             f"storage {redact(url)} needs the '{exc.name}' driver: pip install 'mcunas[postgres]'"
         ) from None
     except Exception as exc:  # SQLAlchemy raises many types for one cause: we cannot reach it
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot reach storage {redact(url)}: {reason} "
+        raise UserError(f"cannot reach storage {redact(url)}: {_scrub(reason, url)} "
                         "(check host, port, database name, user and password)") from None

@@ -3,15 +3,13 @@
 The worker itself (:mod:`mcunas.train.worker`) trains, exports, evaluates
 and measures.  This side relays each epoch's accuracy to Optuna (single-
 objective studies only: Optuna takes intermediate values only then) and to
-the live view, prunes by stopping the worker when Optuna says so, and during
-long trainings on an RDB storage fails other workers' stale trials so their
-candidates are queued again promptly.
+the live view, prunes by stopping the worker when Optuna says so, and renews this
+worker's lease on the trial (:func:`mcunas.search.recovery.renew_lease`),
+which also fails other workers' dead trials so their candidates are queued
+again promptly rather than at the next trial's start.
 """
 
 from __future__ import annotations
-
-import time
-import warnings
 
 from mcunas.search.progress import Progress
 from mcunas.train.worker import TrainJob, run_in_worker
@@ -24,12 +22,13 @@ def train_for_trial(c, trial, arch: str, progress: Progress) -> dict:
     """
     import optuna
 
+    from mcunas.search.recovery import renew_lease
+
     job = TrainJob(arch=arch, data=c.data, eval_data=c.eval_data, epochs=c.epochs, batch=c.batch,
                    recipe=c.recipe, seed=c.seed + trial.number,
                    out_dir=str(c.out_dir / "trials" / f"{trial.number:05d}"))
     single_objective = len(trial.study.directions) == 1
     epochs_seen = []
-    last_stale_check = time.monotonic()
 
     def on_epoch(epoch: int, accuracy: float) -> None:
         if single_objective:
@@ -38,21 +37,9 @@ def train_for_trial(c, trial, arch: str, progress: Progress) -> dict:
         progress.epoch(trial.number, epoch, accuracy)
 
     def poll() -> None:
-        nonlocal last_stale_check
-        if c.heartbeat_s and time.monotonic() - last_stale_check > c.heartbeat_s:
-            # Optuna only fails stale trials before a new trial starts; during a long training
-            # this worker checks too, so a dead worker's candidate is queued again promptly.
-            last_stale_check = time.monotonic()
-            _fail_stale_trials(trial.study)
+        for number in renew_lease(trial):  # keeps this trial's lease; fails dead workers' trials
+            progress.note(f"trial {number} was left RUNNING by a dead worker: failed and queued again")
         if epochs_seen and c.pruner != "none" and trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {epochs_seen[-1]}")
 
     return run_in_worker(job, on_epoch, poll)
-
-
-def _fail_stale_trials(study) -> None:
-    import optuna
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        optuna.storages.fail_stale_trials(study)

@@ -64,17 +64,18 @@ def trials_per_s(storage_url: str, workers: int, seconds: float) -> float:
 
 
 def _hold_a_trial(storage_url: str, study_name: str, heartbeat_s: int, ready) -> None:
-    """A worker that takes a trial, beats, then waits to be killed."""
+    """A worker that runs a trial in ``study.optimize`` (so Optuna's heartbeat beats), then waits to be killed."""
     import optuna
-    from optuna.storages._heartbeat import get_heartbeat_thread
 
     from mcunas.search.storage import open_storage
 
-    study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url, heartbeat_s))
-    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
-    with get_heartbeat_thread(trial._trial_id, study._storage):
+    def hold(trial):
+        trial.suggest_float("x", 0, 1)
         ready.set()
         time.sleep(3600)
+
+    study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url, heartbeat_s))
+    study.optimize(hold, n_trials=1)
 
 
 def death_to_retry_s(storage_url: str, heartbeat_s: int) -> float:
