@@ -13,11 +13,15 @@ SHARED = REPO.parent / "shared"
 
 
 def run_cli(*args, timeout=600, env=None, cwd=None):
-    """Run ``mcunas ARGS`` in a fresh process; returns the CompletedProcess."""
+    """Run ``mcunas ARGS`` in a fresh process; returns the CompletedProcess.
+
+    PYTHONPATH names this checkout, so a run from another folder (``cwd``) still
+    tests this tree's ``mcunas`` and not whichever one is installed.
+    """
     return subprocess.run(
         [sys.executable, "-m", "mcunas", *map(str, args)],
         capture_output=True, text=True, timeout=timeout, cwd=cwd or REPO,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
     )
 
 
@@ -28,8 +32,8 @@ def cli_json(*args, **kw):
 
 
 def assert_one_line_error(proc, fragment):
-    """Bad input: non-zero exit, one line on stderr naming the problem, no traceback."""
-    assert proc.returncode != 0
+    """Bad input: exit status 2, one line on stderr naming the problem, no traceback."""
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("mcunas: error:"), proc.stderr
