@@ -5,8 +5,13 @@ a real ``.tflite`` file or synthesised from an architecture by
 :mod:`mcunas.cost.tflite_graph`, so both paths share one set of rules.
 
 **Head**: the greedy plan of :mod:`mcunas.cost.tflm_planner` over the
-non-constant tensors.  None of the reference kernels used here (the
-tflite-micro pip package's x86 build) requests scratch buffers for these ops.
+non-constant tensors, plus MEAN's scratch buffers (int32 sums per output
+channel and two 16 B index arrays, measured: a 1×1×C MEAN's head is
+2·C + 4·C + 32 B); no other kernel used here (the tflite-micro pip package's
+x86 build) requests one.  The arena's head side must also hold TFLM's
+temporaries while it prepares kernels and plans (:func:`prepare_bytes`,
+:func:`planning_bytes`), which is more than the activations for deep or wide
+models on tiny inputs.
 
 **Tail** (``micro_allocator.cc`` plus each kernel's Init/Prepare), in the
 categories ``print_allocations()`` reports:
@@ -31,7 +36,7 @@ real tail there is somewhat smaller; the head is the same.
 from __future__ import annotations
 
 from mcunas.cost.flatbuffer import TfliteModel
-from mcunas.cost.tflm_planner import Buffer, align_up, peak_bytes
+from mcunas.cost.tflm_planner import ALIGN_BYTES, Buffer, align_up, peak_bytes
 from mcunas.errors import UserError
 
 EVAL_TENSOR_BYTES = 24
@@ -70,10 +75,18 @@ PER_CHANNEL_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 PLANNING_FIXED_BYTES = 16 * 12 + 80
 ALLOCATION_INFO_BYTES = 32
 PLANNER_BYTES_PER_BUFFER = 40
+# Before planning, each kernel's Prepare reads its tensors as temporary TfLiteTensors in the head;
+# a per-channel conv's filter and bias carry per-channel quantisation arrays there.  Measured: the
+# smallest arena minus the final tail is exactly 592 + 12 B per output channel of the widest conv or
+# depthwise conv on 1x1-pixel models of 256, 512, 1024 and 2048 channels (the tail at that conv's
+# Prepare is at most the final one, so this errs high).  It sets the arena of wide models on tiny
+# inputs (ShuffleNetV2 2x, conv5 2048, at 32 px: 10.5 % above activations + tail).
+PREPARE_FIXED_BYTES = 592
+PREPARE_BYTES_PER_CHANNEL = 12
 
 
 def plan_buffers(model: TfliteModel) -> list[Buffer]:
-    """The planner's buffers: non-constant tensors with their scope lifetimes."""
+    """The planner's buffers: non-constant tensors with their scope lifetimes, then scratch buffers."""
     scopes = len(model.operators)
     first: dict[int, int] = {}
     last: dict[int, int] = {}
@@ -87,9 +100,14 @@ def plan_buffers(model: TfliteModel) -> list[Buffer]:
                 last[t] = scope
     for t in model.outputs:
         last[t] = scopes
-    return [Buffer(align_up(tensor.nbytes), first[i], last[i])
-            for i, tensor in enumerate(model.tensors)
-            if not tensor.has_data and tensor.nbytes and i in first]
+    buffers = [Buffer(align_up(tensor.nbytes), first[i], last[i])
+               for i, tensor in enumerate(model.tensors)
+               if not tensor.has_data and tensor.nbytes and i in first]
+    for scope, op in enumerate(model.operators, start=1):
+        if op.op == "MEAN":  # int32 sums per output channel, plus two small index arrays, during MEAN only
+            channels = model.tensors[op.outputs[0]].shape[-1]
+            buffers += [Buffer(align_up(4 * channels), scope, scope)] + [Buffer(ALIGN_BYTES, scope, scope)] * 2
+    return buffers
 
 
 def tail_bytes(model: TfliteModel) -> int:
@@ -116,15 +134,23 @@ def planning_bytes(model: TfliteModel, buffers: list[Buffer]) -> int:
             + PLANNER_BYTES_PER_BUFFER * len(buffers))
 
 
+def prepare_bytes(model: TfliteModel) -> int:
+    """Head space the widest per-channel conv's Prepare needs for its temporaries (see PREPARE_*)."""
+    widest = max((model.tensors[op.outputs[0]].shape[-1] for op in model.operators if op.op in PER_CHANNEL_OPS),
+                 default=0)
+    return PREPARE_FIXED_BYTES + PREPARE_BYTES_PER_CHANNEL * widest if widest else 0
+
+
 def predict_arena(model: TfliteModel) -> dict:
-    """``sram_tflm_bytes`` (head or planning space, whichever is larger, + tail) with its split."""
+    """``sram_tflm_bytes``: the tail plus the largest head-side need (activations, planning, Prepare)."""
     check_int8(model)
     buffers = plan_buffers(model)
     head = peak_bytes(buffers)
     planning = planning_bytes(model, buffers)
+    prepare = prepare_bytes(model)
     tail = tail_bytes(model)
-    return {"sram_tflm_bytes": max(head, planning) + tail, "tflm_head_bytes": head,
-            "tflm_planning_bytes": planning, "tflm_tail_bytes": tail}
+    return {"sram_tflm_bytes": max(head, planning, prepare) + tail, "tflm_head_bytes": head,
+            "tflm_planning_bytes": planning, "tflm_prepare_bytes": prepare, "tflm_tail_bytes": tail}
 
 
 def check_int8(model: TfliteModel) -> None:
