@@ -5,9 +5,9 @@ a real ``.tflite`` file or synthesised from an architecture by
 :mod:`mcunas.cost.tflite_graph`, so both paths share one set of rules.
 
 **Head**: the greedy plan of :mod:`mcunas.cost.tflm_planner` over the
-non-constant tensors, plus MEAN's scratch buffers (int32 sums per output
-channel and two 16 B index arrays, measured: a 1×1×C MEAN's head is
-2·C + 4·C + 32 B); no other kernel used here (the tflite-micro pip package's
+non-constant tensors, plus MEAN's scratch buffer (int32 sums per output
+channel and 32 B more, measured: a 1×1×C MEAN's head is 2·C + 4·C + 32 B
+for C = 256, 1024, 2048); no other kernel used here (the tflite-micro pip package's
 x86 build) requests one.  The arena's head side must also hold TFLM's
 temporaries while it prepares kernels and plans (:func:`prepare_bytes`,
 :func:`planning_bytes`), which is more than the activations for deep or wide
@@ -67,12 +67,13 @@ OP_TAIL_BYTES = {
 PER_CHANNEL_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 
 # While it plans, TFLM holds in the head's temp section the scratch-buffer request list (16 B x 12
-# slots), one AllocationInfo per tensor (32 B) and the greedy planner's 40 B per planned buffer
+# slots), one AllocationInfo per tensor and scratch buffer (32 B) and the greedy planner's
+# 40 B per planned buffer
 # (micro_allocator.cc CommitStaticMemoryPlan, greedy_memory_planner.h per_buffer_size); a deep,
 # narrow, low-resolution model needs more arena for that than for its planned activations.
-# Measured: the smallest arena minus the tail exceeds this count by 72-80 B on 4 such models
-# (ShuffleNet, MobileNetV1 and V2 at 16-24 px), hence the 80 B.
-PLANNING_FIXED_BYTES = 16 * 12 + 80
+# Measured: the smallest arena minus the tail exceeds this count (MEAN's scratch buffer counted as
+# one more buffer) by 0-8 B on 4 such models (ShuffleNet, MobileNetV1 and V2 at 16-24 px), hence 8 B.
+PLANNING_FIXED_BYTES = 16 * 12 + 8
 ALLOCATION_INFO_BYTES = 32
 PLANNER_BYTES_PER_BUFFER = 40
 # Before planning, each kernel's Prepare reads its tensors as temporary TfLiteTensors in the head;
@@ -104,9 +105,9 @@ def plan_buffers(model: TfliteModel) -> list[Buffer]:
                for i, tensor in enumerate(model.tensors)
                if not tensor.has_data and tensor.nbytes and i in first]
     for scope, op in enumerate(model.operators, start=1):
-        if op.op == "MEAN":  # int32 sums per output channel, plus two small index arrays, during MEAN only
+        if op.op == "MEAN":  # one scratch buffer, int32 sums per output channel + 32 B, during MEAN only
             channels = model.tensors[op.outputs[0]].shape[-1]
-            buffers += [Buffer(align_up(4 * channels), scope, scope)] + [Buffer(ALIGN_BYTES, scope, scope)] * 2
+            buffers.append(Buffer(align_up(4 * channels) + 2 * ALIGN_BYTES, scope, scope))
     return buffers
 
 
@@ -129,8 +130,10 @@ def tail_bytes(model: TfliteModel) -> int:
 
 
 def planning_bytes(model: TfliteModel, buffers: list[Buffer]) -> int:
-    """Head space TFLM needs while planning (see PLANNING_FIXED_BYTES)."""
-    return (PLANNING_FIXED_BYTES + ALLOCATION_INFO_BYTES * len(model.tensors)
+    """Head space TFLM needs while planning (see PLANNING_FIXED_BYTES); scratch buffers (MEAN's) have an
+    AllocationInfo too."""
+    scratch = sum(op.op == "MEAN" for op in model.operators)
+    return (PLANNING_FIXED_BYTES + ALLOCATION_INFO_BYTES * (len(model.tensors) + scratch)
             + PLANNER_BYTES_PER_BUFFER * len(buffers))
 
 
