@@ -29,6 +29,22 @@ Tokens (in this order):
     1×1 expansion to E× the input channels (left out when E is 1), depthwise
     K×K stride S, linear 1×1 projection to C channels.  It adds the block's
     input when the stride is 1 and the channels match, unless ``_noskip``.
+``mp_k<K>_s<S>``
+    Max pooling K×K, stride S (ShuffleNet's stem); channels pass through.
+``sf[_r<N>]_k<K>_s<S>_c<C>``
+    ShuffleNetV2 unit (Ma et al., 2018) with C output channels (C even) and
+    depthwise kernel K.  With stride 2 the down-sampling unit: two branches
+    read the whole input — 1×1 conv, depthwise K×K stride 2, 1×1 conv on
+    one; depthwise K×K stride 2, 1×1 conv on the other — each to C/2
+    channels, then concatenated.  With stride 1 the basic unit (input
+    channels must equal C): the input's odd channels go through 1×1 conv,
+    depthwise K×K, 1×1 conv; its even channels pass through; the two
+    halves are concatenated.  Taking the even / odd channels *is* the
+    paper's channel shuffle followed by its channel split, up to a fixed
+    relabelling of channels that the 1×1 convs absorb (see
+    :func:`layers`); it exports as two ``STRIDED_SLICE`` ops instead of
+    ``RESHAPE``-``TRANSPOSE``-``RESHAPE``-``SPLIT``.  Depthwise convs are
+    linear (BatchNorm only), the 1×1 convs use the activation.
 ``gap``
     Global average pooling.
 ``fc_c<N>``
@@ -52,7 +68,7 @@ from dataclasses import dataclass
 
 from mcunas.errors import UserError
 
-BLOCK_KINDS = ("cv", "ds", "ir")
+BLOCK_KINDS = ("cv", "ds", "ir", "mp", "sf")
 ACTIVATIONS = ("relu", "relu6")
 
 _OPTION = re.compile(r"^([a-z]+?)(\d+)$")
@@ -61,6 +77,8 @@ _ALLOWED = {
     "cv": {"k", "s", "c"},
     "ds": {"r", "k", "s", "c"},
     "ir": {"r", "k", "s", "e", "c"},
+    "mp": {"k", "s"},
+    "sf": {"r", "k", "s", "c"},
     "fc": {"c"},
 }
 _REQUIRED = {
@@ -68,6 +86,8 @@ _REQUIRED = {
     "cv": {"k", "s", "c"},
     "ds": {"k", "s", "c"},
     "ir": {"k", "s", "e", "c"},
+    "mp": {"k", "s"},
+    "sf": {"k", "s", "c"},
     "fc": {"c"},
 }
 _FLAGS = {"in": {"relu6"}, "ir": {"noskip"}}
@@ -75,7 +95,8 @@ _FLAGS = {"in": {"relu6"}, "ir": {"noskip"}}
 
 @dataclass(frozen=True)
 class Block:
-    """One block of the body: a conv, a depthwise-separable or an inverted residual."""
+    """One block of the body: a conv, a depthwise-separable, an inverted residual, a max pool
+    (``channels`` 0: they pass through) or a ShuffleNetV2 unit."""
 
     kind: str
     kernel: int
@@ -112,11 +133,12 @@ class Layer:
 
     ``name`` is the Keras layer name (``b3_dw``), unique in the network; later
     layers name the layers they read in ``inputs`` (``"input"`` is the image).
-    ``kind`` is ``conv``, ``depthwise``, ``add``, ``gap``, ``fc`` or
-    ``softmax``.  ``activation`` is the fused activation (``None`` for a
-    linear projection).  ``size`` is the output's height and width.
-    ``block`` is the 1-based index of the (expanded) block it belongs to,
-    0 for the head.
+    ``kind`` is ``conv``, ``depthwise``, ``add``, ``maxpool``, ``slice``
+    (every second channel from ``offset``: a ShuffleNet unit's half),
+    ``concat``, ``gap``, ``fc`` or ``softmax``.  ``activation`` is the fused
+    activation (``None`` for a linear layer).  ``size`` is the output's
+    height and width.  ``block`` is the 1-based index of the (expanded) block
+    it belongs to, 0 for the head.
     """
 
     name: str
@@ -129,6 +151,7 @@ class Layer:
     stride: int = 1
     activation: str | None = None
     block: int = 0
+    offset: int = 0
 
 
 def has_residual(block: Block, channels_in: int) -> bool:
@@ -137,26 +160,65 @@ def has_residual(block: Block, channels_in: int) -> bool:
 
 
 def layers(arch: Arch):
-    """Yield every :class:`Layer` of ``arch`` in execution order, the head included."""
+    """Yield every :class:`Layer` of ``arch`` in execution order, the head included.
+
+    "Execution order" is the order of the converted ``.tflite``, which for
+    the two-branch ShuffleNet units is not the order Keras runs them in (the
+    converter sorts ops partly by their TensorFlow names): a down-sampling
+    unit runs its depthwise-1×1 branch (``_down_``) first, then the
+    1×1-depthwise-1×1 one; a basic unit takes both halves (``_even``,
+    ``_odd``) first, so its input dies before the branch runs.  Measured on
+    converted models; the cost graph, the arena model and the paper rule all
+    follow it.
+
+    Why a basic unit takes even / odd channels instead of shuffling and
+    splitting in halves: the network is the same up to a relabelling of
+    channels.  Every channel is born at the last 1×1 conv of some branch and
+    is read by the branch of the unit whose split sends it there (its
+    death); the two schemes give every stage the same count of channels per
+    (birth conv, death unit), checked for every channel count up to 2,100 and
+    up to 15 basic units (tests/test_arch.py), so reordering each conv's
+    output channels maps one onto the other, and every reader of a channel
+    set is a 1×1 conv or a per-channel op followed by one.
+    """
     state = {"last": "input", "channels": arch.in_channels, "size": arch.resolution, "block": 0}
 
     def layer(name: str, kind: str, channels_out: int, kernel: int = 1, stride: int = 1,
-              activation: str | None = arch.activation, inputs: tuple[str, ...] | None = None) -> Layer:
+              activation: str | None = arch.activation, inputs: tuple[str, ...] | None = None,
+              offset: int = 0) -> Layer:
         size = 1 if kind == "gap" else -(-state["size"] // stride)  # global pooling leaves 1×1
         made = Layer(name, kind, inputs or (state["last"],), state["channels"], channels_out, size, kernel, stride,
-                     activation, state["block"])
+                     activation, state["block"], offset)
         state.update(last=name, channels=channels_out, size=made.size)
         return made
 
     for blk in (single for block in arch.blocks for single in block.expanded()):
         state["block"] += 1
         b = f"b{state['block']}"
-        block_input, cin = state["last"], state["channels"]
+        block_input, cin, size = state["last"], state["channels"], state["size"]
         if blk.kind == "cv":
             yield layer(b, "conv", blk.channels, blk.kernel, blk.stride)
+        elif blk.kind == "mp":
+            yield layer(b, "maxpool", cin, blk.kernel, blk.stride, activation=None)
         elif blk.kind == "ds":
             yield layer(f"{b}_dw", "depthwise", cin, blk.kernel, blk.stride)
             yield layer(f"{b}_pw", "conv", blk.channels)
+        elif blk.kind == "sf":
+            half = blk.channels // 2
+            if blk.stride == 1:  # basic unit: the even half passes, the odd half goes through the branch
+                yield layer(f"{b}_even", "slice", half, activation=None)
+                passed = state["last"]
+                state.update(last=block_input, channels=cin)
+                yield layer(f"{b}_odd", "slice", half, activation=None, offset=1)
+            else:  # down-sampling unit: both branches read the whole input
+                yield layer(f"{b}_down_dw", "depthwise", cin, blk.kernel, blk.stride, activation=None)
+                yield layer(f"{b}_down_pw", "conv", half)
+                passed = state["last"]
+                state.update(last=block_input, channels=cin, size=size)
+            yield layer(f"{b}_pw1", "conv", half)
+            yield layer(f"{b}_dw", "depthwise", half, blk.kernel, blk.stride, activation=None)
+            yield layer(f"{b}_pw2", "conv", half)
+            yield layer(f"{b}_concat", "concat", blk.channels, activation=None, inputs=(passed, state["last"]))
         else:
             if blk.expand > 1:
                 yield layer(f"{b}_expand", "conv", cin * blk.expand)
@@ -177,7 +239,8 @@ def _format_block(b: Block) -> str:
     parts += [f"k{b.kernel}", f"s{b.stride}"]
     if b.kind == "ir":
         parts.append(f"e{b.expand}")
-    parts.append(f"c{b.channels}")
+    if b.kind != "mp":
+        parts.append(f"c{b.channels}")
     if b.kind == "ir" and not b.skip:
         parts.append("noskip")
     return "_".join(parts)
@@ -203,7 +266,7 @@ def _parse_token(token: str, position: int) -> tuple[str, dict[str, int], set[st
     if kind not in _ALLOWED:
         raise UserError(
             f"malformed architecture: {where}: unknown kind '{kind}' "
-            "(expected in, cv, ds, ir, gap or fc)"
+            "(expected in, cv, ds, ir, mp, sf, gap or fc)"
         )
     values: dict[str, int] = {}
     flags: set[str] = set()
@@ -264,7 +327,7 @@ def parse_arch(text: str) -> Arch:
             kind=kind,
             kernel=opts["k"],
             stride=opts["s"],
-            channels=opts["c"],
+            channels=opts.get("c", 0),
             expand=opts.get("e", 1),
             repeats=opts.get("r", 1),
             skip="noskip" not in flags,
@@ -294,10 +357,16 @@ def validate(arch: Arch, tokens: list[str] | None = None) -> None:
         raise UserError("impossible architecture: the classifier needs at least 2 classes (fc_c2)")
     if arch.activation not in ACTIVATIONS:
         raise UserError(f"impossible architecture: unknown activation '{arch.activation}'")
-    size = arch.resolution
+    size, channels = arch.resolution, arch.in_channels
     for i, b in enumerate(arch.blocks):
-        if b.channels < 1:
+        if b.channels < 1 and b.kind != "mp":
             raise UserError(f"impossible architecture: {name(i)}: zero output channels")
+        if b.kind == "sf" and b.channels % 2:
+            raise UserError(f"impossible architecture: {name(i)}: a ShuffleNet unit needs an even channel count "
+                            f"(two halves), got {b.channels}")
+        if b.kind == "sf" and b.stride == 1 and channels != b.channels:
+            raise UserError(f"impossible architecture: {name(i)}: a stride-1 ShuffleNet unit keeps its "
+                            f"{channels} input channels, got c{b.channels} (use s2 to change channels)")
         if b.kernel < 1 or b.kernel % 2 == 0:
             raise UserError(f"impossible architecture: {name(i)}: kernel must be odd and positive, got {b.kernel}")
         if b.stride not in (1, 2):
@@ -313,3 +382,4 @@ def validate(arch: Arch, tokens: list[str] | None = None) -> None:
                     "(raise the input resolution or use fewer stride-2 blocks)"
                 )
             size = (size + 1) // 2
+        channels = b.channels or channels

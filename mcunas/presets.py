@@ -25,6 +25,7 @@ _FAMILIES = {
     "mobilenet-v1": ("mobilenet_v1", (0.25, 0.5, 0.75, 1.0)),
     "mobilenet-v2": ("mobilenet_v2", (0.35, 0.5, 0.75, 1.0)),
     "mnasnet-a1": ("mnasnet", (0.35, 0.5, 0.75, 1.0)),
+    "shufflenet-v2": ("shufflenet_v2", (0.5, 1.0, 1.5, 2.0)),  # the paper's Table 5 widths
 }
 
 

@@ -86,3 +86,56 @@ def test_layer_walk_is_the_one_skip_rule():
     assert walk[names.index("b3_project")].activation is None
     assert [(layer.kind, layer.channels_out, layer.size) for layer in walk[-3:]] == [
         ("gap", 24, 1), ("fc", 5, 1), ("softmax", 5, 1)]
+
+
+def test_shufflenet_units_round_trip_and_walk_both_branches():
+    from mcunas.arch import layers
+
+    text = "in_r32_c3-cv_k3_s2_c24-mp_k3_s2-sf_r3_k5_s2_c48-cv_k1_s1_c128-gap-fc_c2"
+    arch = parse_arch(text)
+    assert format_arch(arch) == text
+    assert arch.blocks[1] == Block("mp", 3, 2, 0) and arch.blocks[2] == Block("sf", 5, 2, 48, repeats=3)
+    walk = {layer.name: layer for layer in layers(arch)}
+    assert walk["b2"].kind == "maxpool" and (walk["b2"].channels_out, walk["b2"].size) == (24, 8)
+    # down-sampling unit: two branches read the pool's output, each gives 24 channels at 4x4
+    assert walk["b3_down_dw"].inputs == ("b2",) and walk["b3_pw1"].inputs == ("b2",)
+    assert walk["b3_concat"].inputs == ("b3_down_pw", "b3_pw2") and walk["b3_concat"].channels_out == 48
+    assert walk["b3_dw"].activation is None and walk["b3_pw2"].activation == "relu"
+    # basic unit: even half passes, odd half goes through the branch
+    assert (walk["b4_even"].offset, walk["b4_odd"].offset) == (0, 1)
+    assert walk["b4_pw1"].inputs == ("b4_odd",) and walk["b4_concat"].inputs == ("b4_even", "b4_pw2")
+    assert [walk[n].channels_out for n in ("b4_even", "b4_odd", "b4_pw1", "b4_concat")] == [24, 24, 24, 48]
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("in_r32_c3-cv_k3_s2_c24-sf_k3_s2_c45-gap-fc_c2", "even channel count"),
+    ("in_r32_c3-cv_k3_s2_c24-sf_k3_s1_c48-gap-fc_c2", "keeps its 24 input channels"),
+    ("in_r32_c3-cv_k3_s2_c24-mp_k3_s2_c8-gap-fc_c2", "unknown option 'c8' for 'mp'"),
+])
+def test_impossible_shufflenet_units_are_named(text, fragment):
+    with pytest.raises(UserError, match=fragment):
+        parse_arch(text)
+
+
+def _lifetimes(channels: int, units: int, even_odd: bool):
+    """Count channels per (birth conv, death unit) through one stage (see arch.layers' docstring)."""
+    from collections import Counter
+
+    half = channels // 2
+    x = [("left", i) for i in range(half)] + [("right", i) for i in range(half)]  # down-sampling unit
+    interleave = lambda t: [t[j] for k in range(half) for j in (k, half + k)]  # noqa: E731  paper's shuffle
+    x = x if even_odd else interleave(x)
+    deaths = Counter()
+    for unit in range(1, units + 1):
+        passed, branch = (x[0::2], x[1::2]) if even_odd else (x[:half], x[half:])
+        deaths.update((birth, unit) for birth, _ in branch)
+        x = passed + [(f"unit{unit}", i) for i in range(half)]
+        x = x if even_odd else interleave(x)
+    deaths.update((birth, "end") for birth, _ in x)
+    return deaths
+
+
+@pytest.mark.parametrize("channels", [4, 6, 24, 48, 58, 116, 176, 244])
+def test_even_odd_slices_are_the_papers_shuffle_and_split_up_to_channel_order(channels):
+    for units in range(12):
+        assert _lifetimes(channels, units, even_odd=True) == _lifetimes(channels, units, even_odd=False)

@@ -5,7 +5,7 @@ from conftest import cli_json
 
 def test_bench_cost_reports_every_space():
     fig = cli_json("bench", "cost", "--n", "20", "--repeats", "1")
-    assert set(fig) == {"mnasnet", "mobilenet_v1", "mobilenet_v2"}
+    assert set(fig) == {"mnasnet", "mobilenet_v1", "mobilenet_v2", "shufflenet_v2"}
     assert all(v > 0 for r in fig.values() for v in r.values())
 
 

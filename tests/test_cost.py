@@ -115,3 +115,30 @@ def test_latency_comes_with_runtime_and_band_and_scales_with_the_clock():
     # Same core, same cycles: milliseconds go with 1/clock (imxrt1060 runs its M7 at 600 MHz).
     rt1060 = estimate(arch, board=BOARDS["imxrt1060"], deployable=False)["latency_ms"]
     assert rt1060 == pytest.approx(f746["latency_ms"] * 216 / 600, rel=1e-3)
+
+
+SHUFFLE = "in_r8_c16-sf_k3_s2_c16-sf_k3_s1_c16-gap-fc_c2"  # one down-sampling and one basic unit
+
+
+def test_shufflenet_units_by_hand():
+    costs = estimate(parse_arch(SHUFFLE))
+    # down-sampling: dw 3x3/2 on 16 + pw 16->8 (4x4); pw1 16->8 (8x8), dw 3x3/2 on 8, pw2 8->8 (4x4)
+    # basic: pw1 8->8, dw 3x3 on 8, pw2 8->8 (4x4); classifier 16->2
+    down = 16 * 9 * 16 + 16 * 16 * 8 + 64 * 16 * 8 + 16 * 9 * 8 + 16 * 8 * 8
+    basic = 16 * 8 * 8 + 16 * 9 * 8 + 16 * 8 * 8
+    assert costs["macs"] == down + basic + 16 * 2 == 17_952
+    assert costs["params"] == (9 * 16 + 16) + (16 * 8 + 8) * 2 + (9 * 8 + 8) + (8 * 8 + 8) \
+        + (8 * 8 + 8) * 2 + (9 * 8 + 8) + (16 * 2 + 2) == 842
+    # Peak at the second branch's first 1x1: its input (the unit input, 8x8x16, counted once though
+    # both branches read it) + its output 8x8x8 + the first branch's finished 4x4x8 output.
+    assert costs["sram_paper_bytes"] == 1024 + 512 + 128
+
+
+def test_shufflenet_graph_has_the_converters_ops_in_its_order():
+    g = build_graph(parse_arch(SHUFFLE))
+    assert [g.nodes[n]["op"] for n in g] == [
+        "DEPTHWISE_CONV_2D", "CONV_2D", "CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D", "CONCATENATION",
+        "STRIDED_SLICE", "STRIDED_SLICE", "CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D", "CONCATENATION",
+        "MEAN", "FULLY_CONNECTED", "SOFTMAX"]
+    assert g.nodes[5]["inputs"] == ["t1", "t4"] and g.nodes[11]["inputs"] == ["t6", "t10"]
+    assert (g.nodes[6]["offset"], g.nodes[7]["offset"]) == (0, 1)

@@ -115,3 +115,24 @@ def test_estimate_tflite_rejects_float_models_and_predicts_logistic(tmp_path):
     proc = run_cli("estimate", "--tflite", sigmoid_path, "--json")
     assert proc.returncode == 0, proc.stderr
     assert "LOGISTIC x1" in proc.stdout
+
+
+# ShuffleNetV2: max pool, down-sampling units, basic units (slices + concatenation), conv5.
+SHUFFLE = "in_r32_c3-cv_k3_s2_c16-mp_k3_s2-sf_r3_k5_s2_c32-sf_r2_k3_s2_c64-cv_k1_s1_c128-gap-fc_c2"
+
+
+@pytest.mark.slow
+def test_shufflenet_export_is_costed_op_for_op(tmp_path):
+    proc = run_cli("export", SHUFFLE, "--out", tmp_path, "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    arch = parse_arch(SHUFFLE)
+    costs = estimate(arch)
+    model = read_tflite((tmp_path / "model_int8.tflite").read_bytes())
+    assert tflite_macs(model) == costs["macs"]
+    graph = build_graph(arch)
+    assert [o.op for o in model.operators] == [graph.nodes[n]["op"] for n in sorted(graph.nodes)]
+    assert [o.op for o in model.operators].count("STRIDED_SLICE") == 6  # two per basic unit, no shuffle ops
+    measured = result["tflm_arena_bytes"]
+    assert measured <= costs["sram_tflm_bytes"] <= 1.01 * measured
+    assert abs(costs["tflite_bytes"] - result["tflite_bytes"]) <= 0.01 * result["tflite_bytes"]

@@ -95,7 +95,7 @@ def test_cortex_m_tail_is_smaller_than_x86():
 def test_estimate_tflite_target_cli():
     proc = run_cli("estimate", "--tflite", DATA / "op_softmax_int16.tflite", "--target", "cortex-m", "--json")
     assert proc.returncode == 0, proc.stderr
-    assert '"target": "cortex-m"' in proc.stdout and '"sram_tflm_bytes": 2600' in proc.stdout
+    assert '"target": "cortex-m"' in proc.stdout and '"sram_tflm_bytes": 2616' in proc.stdout
 
 
 def test_softmax_over_511_int8_classes_is_refused():
@@ -190,5 +190,17 @@ def test_c_header_states_its_target(tmp_path):
     assert "kTensorArenaSize = 3136;" in header.read_text() and "measured" in header.read_text()
     header, _ = write_c_array(data, tmp_path, 3_136, target="cortex-m")
     text = header.read_text()
-    # cortex-m: the predicted 2,600 B rounded up to 16, flagged as a prediction with its x86 margin
-    assert "kTensorArenaSize = 2608;" in text and "PREDICTED" in text and "+16 B" in text
+    # cortex-m: the predicted 2,616 B rounded up to 16, flagged as a prediction with its x86 margin
+    assert "kTensorArenaSize = 2624;" in text and "PREDICTED" in text and "+16 B" in text
+
+
+@pytest.mark.parametrize("text, measured_bytes", [
+    ("in_r16_c3-cv_k3_s2_c8-sf_r9_k3_s2_c16-sf_r6_k3_s2_c32-gap-fc_c2", 36_672),  # head 1,280 + tail 26,176
+    ("in_r16_c1-cv_k3_s2_c8-ds_r9_k3_s1_c8-gap-fc_c2", 10_456),  # head 1,024 + tail 7,224
+])
+def test_deep_narrow_models_need_more_head_for_planning_than_for_activations(text, measured_bytes):
+    """TFLM's planning temporaries, not the planned activations, set these arenas (smallest arena measured
+    with the tflite-micro pip package on the exported model); the replay stays at or above it."""
+    predicted = predict_arena(arch_tflite_model(parse_arch(text)))
+    assert predicted["sram_tflm_bytes"] - predicted["tflm_tail_bytes"] > predicted["tflm_head_bytes"]
+    assert measured_bytes <= predicted["sram_tflm_bytes"] <= measured_bytes + 24

@@ -25,6 +25,8 @@ ARCH grammar (tokens joined by '-'):
   cv_k<K>_s<S>_c<C>                conv + BatchNorm + activation
   ds[_r<N>]_k<K>_s<S>_c<C>         depthwise-separable (MobileNetV1)
   ir[_r<N>]_k<K>_s<S>_e<E>_c<C>[_noskip]  inverted residual (MobileNetV2/MNasNet)
+  mp_k<K>_s<S>                     max pool (ShuffleNet stem)
+  sf[_r<N>]_k<K>_s<S>_c<C>         ShuffleNetV2 unit: s2 down-sampling, s1 basic (C even)
   gap-fc_c<CLASSES>                global average pool, classifier, softmax
 example: in_r96_c3-cv_k3_s2_c8-ds_k3_s1_c16-ds_k3_s2_c32-gap-fc_c2
 

@@ -3,7 +3,8 @@
 The graph mirrors what TensorFlow Lite will run, not the Keras layer list:
 batch fixed to 1, BatchNorm folded into conv biases, activations fused into
 the conv, global average pooling as ``MEAN``, the classifier as
-``FULLY_CONNECTED`` and a final ``SOFTMAX``.  Node ids are the execution
+``FULLY_CONNECTED`` and a final ``SOFTMAX``; a ShuffleNet unit's halves are
+``STRIDED_SLICE`` ops (every second channel) joined by ``CONCATENATION``.  Node ids are the execution
 order; each node carries its op type, its input tensor names, its output
 tensor name, the op's weights, biases and MACs, and the Keras layer it comes
 from (``layer``).  The layers themselves come from :func:`mcunas.arch.layers`,
@@ -24,8 +25,9 @@ import networkx as nx
 from mcunas.arch import Arch, Layer, layers
 
 Shape = tuple[int, int, int]
-OPS = {"conv": "CONV_2D", "depthwise": "DEPTHWISE_CONV_2D", "add": "ADD", "gap": "MEAN",
-       "fc": "FULLY_CONNECTED", "softmax": "SOFTMAX"}
+OPS = {"conv": "CONV_2D", "depthwise": "DEPTHWISE_CONV_2D", "add": "ADD", "maxpool": "MAX_POOL_2D",
+       "slice": "STRIDED_SLICE", "concat": "CONCATENATION", "gap": "MEAN", "fc": "FULLY_CONNECTED",
+       "softmax": "SOFTMAX"}
 
 
 class _Builder:
@@ -72,6 +74,10 @@ class _Builder:
         elif layer.kind == "fc":
             t = self.op("FULLY_CONNECTED", ins, shape, weights=cin * cout, biases=cout, macs=cin * cout,
                         layer=layer.name)
+        elif layer.kind == "maxpool":  # comparisons, not multiply-accumulates
+            t = self.op("MAX_POOL_2D", ins, shape, kernel=layer.kernel, stride=layer.stride, layer=layer.name)
+        elif layer.kind == "slice":
+            t = self.op("STRIDED_SLICE", ins, shape, offset=layer.offset, layer=layer.name)
         else:
             t = self.op(OPS[layer.kind], ins, shape, layer=layer.name)
         self.tensor_of[layer.name] = t

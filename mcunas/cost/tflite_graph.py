@@ -12,6 +12,16 @@ what the flatbuffer holds on top, so the TFLM arena model
 * MEAN reads a constant int32 ``reduction_indices`` tensor of 2 elements;
   FULLY_CONNECTED has an int8 weight tensor and an int32 bias, both
   quantised per output class;
+* every STRIDED_SLICE (a ShuffleNet unit's even or odd channels) reads
+  three int32[4] constants — begin, end, strides — that all slices of the
+  model share (the converter deduplicates equal constants; ``end`` is all
+  zeros under an end mask, so it doubles as the even slice's ``begin``), and
+  its output is named after its layer (``b3_odd_1/strided_slice``).  A
+  constant read by one op only keeps that op's name (with one basic unit the
+  odd slice's ``begin`` takes ``b3_odd_1/strided_slice`` and pushes the
+  slice's output to ``...strided_slice1``); shared ones are
+  ``arith.constant<N>``, and MEAN's reduction indices join that numbering;
+  MAX_POOL_2D and CONCATENATION have no constants;
 * a residual ADD on a 1×1 feature map is not an ADD of two 4-D tensors in the
   converted graph: the converter sees a bias-add and emits
   ``RESHAPE(y -> [C])`` (with one shared int32 shape constant) followed by
@@ -71,6 +81,12 @@ def arch_tflite_model(arch: Arch, graph=None) -> TfliteModel:
     index = {"input": 0}  # activation name -> position in acts
     ops: list[tuple[str, list, list, dict]] = []  # inputs: ("a", pos) or ("c", pos)
     reshape_const = None
+    slices = [graph.nodes[n] for n in graph.nodes if graph.nodes[n]["op"] == "STRIDED_SLICE"]
+    # A constant read by one op only keeps that op's name; shared ones become arith.constant<N>.
+    lone = slices[1]["layer"] if len(slices) == 2 else None  # one basic unit: its odd slice's begin
+    if slices:  # strides, end (= the even slice's begin) and the odd slice's begin: int32[4] each
+        odd_begin = f"{PREFIX}{lone}_1/strided_slice" if lone else "arith.constant2"
+        consts += [_const(name, (4,), "int32", 0) for name in ("arith.constant", "arith.constant1", odd_begin)]
 
     def act(name: str, shape: tuple[int, ...], key: str | None = None) -> int:
         acts.append(_activation(name, shape))
@@ -100,8 +116,19 @@ def arch_tflite_model(arch: Arch, graph=None) -> TfliteModel:
             ops.append(("ADD", [ins[0], ("a", flat)], [act(f"{layer}/BiasAdd", (1, 1, 1, c), out)], {}))
         elif op == "ADD":
             ops.append((op, ins, [act(f"{PREFIX}{n['layer']}_1/Add", (1, h, w, c), out)], {}))
+        elif op == "MAX_POOL_2D":
+            ops.append((op, ins, [act(f"{PREFIX}{n['layer']}_1/MaxPool2d", (1, h, w, c), out)], {}))
+        elif op == "STRIDED_SLICE":
+            begin = 2 if n["offset"] else 1
+            name = f"{PREFIX}{n['layer']}_1/strided_slice" + ("1" if n["layer"] == lone else "")
+            ops.append((op, ins + [("c", begin), ("c", 1), ("c", 0)], [act(name, (1, h, w, c), out)], {}))
+        elif op == "CONCATENATION":
+            ops.append((op, ins, [act(f"{PREFIX}{n['layer']}_1/concat", (1, h, w, c), out)], {}))
         elif op == "MEAN":
-            consts.append(_const(f"{PREFIX}gap_1/Mean/reduction_indices", (2,), "int32", 0))
+            # The converter renames it when the slices' constants took the name space first.
+            name = (f"arith.constant{2 if lone else 3}" if slices
+                    else f"{PREFIX}gap_1/Mean/reduction_indices")
+            consts.append(_const(name, (2,), "int32", 0))
             ops.append((op, ins + [("c", len(consts) - 1)], [act(f"{PREFIX}gap_1/Mean", (1, c), out)], {}))
         elif op == "FULLY_CONNECTED":
             cin = shapes[n["inputs"][0]][2]

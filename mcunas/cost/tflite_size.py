@@ -15,6 +15,10 @@ operator codes, signature and metadata — is a linear function of the
 structure whose coefficients were fitted by least squares on 14 exported
 models (residuals within 24 bytes) and checked on others held out; the
 fidelity benchmark (``mcunas bench fidelity``) re-checks it on every run.
+Held-out exports came out up to 45 B larger than that fit (a residual
+MobileNetV2 at 32 px; 30 B for an MnasNet), so :data:`SAFETY_MARGIN_BYTES`
+is added on top: a flash budget must never be judged on a figure below the
+file.
 """
 
 from __future__ import annotations
@@ -31,6 +35,14 @@ PER_OPERATOR = 63.1
 PER_OPERATOR_IO = 80.1
 PER_BUFFER = 45.4
 FIXED = 87.9
+# ShuffleNet's ops, fitted on 14 exported ShuffleNetV2 variants (16-48 px, 0-16 basic units, with and
+# without max pool; residuals -38..+21 B before the margin) on top of the terms above, which were
+# fitted without them and overcharge an op with many inputs (a STRIDED_SLICE has four): per op, and
+# once for the three int32[4] constants all slices share.
+OP_BYTES = {"STRIDED_SLICE": -151, "CONCATENATION": 8, "MAX_POOL_2D": 82}
+SHARED_SLICE_CONSTANTS = -177
+# Worst file seen above the fit: 45 B (results/cost_model_fidelity.csv and the QAT exports); rounded up.
+SAFETY_MARGIN_BYTES = 64
 
 
 def _pad4(n: int) -> int:
@@ -49,4 +61,7 @@ def tflite_bytes(model: TfliteModel) -> int:
               + PER_OPERATOR_IO * sum(len(o.inputs) + len(o.outputs) for o in model.operators)
               + PER_BUFFER * sum(1 for t in model.tensors if t.has_data)
               + FIXED)
-    return exact + round(fitted)
+    fitted += sum(OP_BYTES.get(o.op, 0) for o in model.operators)
+    if any(o.op == "STRIDED_SLICE" for o in model.operators):
+        fitted += SHARED_SLICE_CONSTANTS
+    return exact + round(fitted) + SAFETY_MARGIN_BYTES

@@ -20,7 +20,8 @@ start.  Loading fails as soon as the two meet, at any of these moments, replayed
    zero-point array) on the head, per-channel arrays in the tail, scratch requests (the
    request buffer grows to ``count + 12`` entries after each op);
 5. ``FinishModelAllocation``: scratch handles, variable tensors (persistent), then
-   ``CommitStaticMemoryPlan``: ``AllocationInfo`` per tensor and scratch buffer plus the
+   ``CommitStaticMemoryPlan``: a ``size_t`` offset per subgraph and an ``AllocationInfo``
+   per tensor and scratch buffer plus the
    greedy planner's 40 B per planned buffer, as temporaries on top of the request buffer —
    for small models this, not the plan, sets the arena — then the planned head
    (:mod:`mcunas.cost.tflm_planner`);
@@ -184,6 +185,8 @@ def predict_arena(model: TfliteModel, target: str = "x86_64") -> dict:
     planned = sum(len(b) for b in buffers)
     info_count = sum(len(sg.tensors) for sg in subgraphs) + requests
     head = request_bytes * (requests + MAX_SCRATCH_BUFFERS_PER_OP)
+    # AllocationInfoBuilder::CreateAllocationInfo: a size_t offset per subgraph, then the AllocationInfos
+    head = align_up(head, tgt.pointer_bytes) + tgt.pointer_bytes * len(subgraphs)
     head = align_up(head, tgt.struct_align) + tgt.allocation_info_bytes * info_count
     arena.need(align_up(head, ARENA_ALIGN) + PLANNER_BYTES_PER_BUFFER * planned, ARENA_ALIGN)
     plan = _plan_head(buffers)

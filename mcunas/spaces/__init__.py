@@ -130,10 +130,23 @@ def _choose(trial: SuggestsCategorical, name: str, value: Any) -> Any:
     return value
 
 
-def _resolve_channels(choice: Any, base: int, width: float, divisor: int) -> int:
+def _resolve_channels(choice: Any, base: int, width: float, divisor: int, published: dict | None = None) -> int:
     if choice == "scaled":
-        return scale_channels(base * width, divisor)
+        return _stage_channels(base, width, divisor, published)
     return int(choice)
+
+
+def _stage_channels(base: int, width: float, divisor: int, published: dict | None) -> int:
+    """``base`` × ``width`` rounded, unless the family publishes the count for this width.
+
+    ShuffleNetV2's channel counts (Ma et al., 2018, Table 5: 48/96/192 at
+    0.5×, 116/232/464 at 1×, 176/352/704 at 1.5×, 244/488/976 at 2×) are not
+    a multiplier times a base, so its space lists them under ``published``.
+    """
+    for w, channels in (published or {}).items():
+        if abs(float(w) - width) < 1e-9:
+            return int(channels)
+    return scale_channels(base * width, divisor)
 
 
 def sample_arch(space: Space, trial: SuggestsCategorical) -> Arch:
@@ -152,6 +165,8 @@ def sample_arch(space: Space, trial: SuggestsCategorical) -> Arch:
     stem = spec["stem"]
     stem_c = _resolve_channels(_choose(trial, "stem_c", stem["c"]), stem.get("base_c", 32), width, divisor)
     blocks = [Block("cv", int(stem["k"]), int(stem["s"]), stem_c)]
+    if "pool" in spec:  # a max pool after the stem (ShuffleNet)
+        blocks.append(Block("mp", int(spec["pool"]["k"]), int(spec["pool"]["s"]), 0))
     for i, stage in enumerate(spec["stages"], start=1):
         repeats = int(_choose(trial, f"s{i}_n", stage["n"]))
         kernel = int(_choose(trial, f"s{i}_k", stage["k"]))
@@ -159,10 +174,11 @@ def sample_arch(space: Space, trial: SuggestsCategorical) -> Arch:
         skip = bool(_choose(trial, f"s{i}_skip", stage.get("skip", True)))
         if repeats == 0:
             continue
-        channels = scale_channels(stage["c"] * width, divisor)
+        channels = _stage_channels(stage["c"], width, divisor, stage.get("published"))
         blocks.append(Block(stage["block"], kernel, int(stage["s"]), channels, expand, repeats, skip))
     head = spec["head"]
-    head_c = _resolve_channels(_choose(trial, "head_c", head["c"]), head.get("base_c", 1280), width, divisor)
+    head_c = _resolve_channels(_choose(trial, "head_c", head["c"]), head.get("base_c", 1280), width, divisor,
+                               head.get("published"))
     if head_c:
         blocks.append(Block("cv", 1, 1, head_c))
     arch = Arch(
