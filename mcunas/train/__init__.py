@@ -9,12 +9,15 @@ instead of the campaign, and a killed worker leaves no half-written files
 
 The accuracy a trial records is the **int8** accuracy of the exported
 ``.tflite`` on the eval split — what the device will see; the float accuracy
-of the Keras model is recorded beside it.
+of the Keras model is recorded beside it.  With ``qat_epochs`` the trained
+model is fine-tuned quantisation-aware (:mod:`mcunas.train.qat`) before the
+export, and the int8 accuracy before that is recorded too.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from mcunas.atomic import atomic_path, write_atomic
@@ -25,7 +28,8 @@ def train_candidate(job, on_epoch=None) -> dict:
     """Train, export and evaluate one architecture (a :class:`~mcunas.train.worker.TrainJob`).
 
     Returns the figures to record.  ``on_epoch(epoch, float_val_accuracy)``
-    is called after every epoch.
+    is called after every training epoch (not after QAT epochs, so a pruner
+    sees training epochs only).
     """
     from mcunas.arch import parse_arch
 
@@ -33,10 +37,12 @@ def train_candidate(job, on_epoch=None) -> dict:
     out_dir = Path(job.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (x_train, y_train), (x_eval, y_eval) = _splits(job, arch)
-    model, train_s, float_accuracy = _fit(job, arch, x_train, y_train, x_eval, y_eval, on_epoch)
-    exported = _export_and_measure(model, arch, job.seed, x_train, x_eval, y_eval, out_dir)
-    return {"float_accuracy": float_accuracy, "int8_accuracy": exported.pop("int8_accuracy"),
-            "eval_images": exported.pop("eval_images"), "train_s": round(train_s, 2), **exported}
+    fitted = _fit(job, arch, x_train, y_train, x_eval, y_eval, on_epoch)
+    calibration = _calibration_images(x_train, job.seed)
+    qat = _fine_tune(job, arch, fitted, calibration, x_eval, y_eval) if job.qat_epochs else {}
+    exported = _export_and_measure(fitted.model, arch, calibration, x_eval, y_eval, out_dir)
+    return {"float_accuracy": fitted.float_accuracy, "int8_accuracy": exported.pop("int8_accuracy"),
+            "eval_images": exported.pop("eval_images"), "train_s": round(fitted.train_s, 2), **qat, **exported}
 
 
 def _splits(job, arch):
@@ -50,8 +56,18 @@ def _splits(job, arch):
     return train, evaluation
 
 
-def _fit(job, arch, x_train, y_train, x_eval, y_eval, on_epoch):
-    """The open-batch Keras model trained with the job's recipe; (model, seconds, float eval accuracy)."""
+@dataclass
+class _Fitted:
+    model: object  # the open-batch Keras model
+    train_ds: object
+    eval_ds: object
+    steps_per_epoch: int
+    train_s: float
+    float_accuracy: float
+
+
+def _fit(job, arch, x_train, y_train, x_eval, y_eval, on_epoch) -> _Fitted:
+    """The open-batch Keras model trained with the job's recipe, its datasets, seconds and float eval accuracy."""
     import keras
 
     from mcunas.data import make_eval_dataset, make_train_dataset
@@ -59,7 +75,8 @@ def _fit(job, arch, x_train, y_train, x_eval, y_eval, on_epoch):
 
     keras.utils.set_random_seed(int(job.seed))
     model = build_keras_model(arch, bn_momentum=BN_MOMENTUM[job.recipe], batch_size=None)
-    compile_for_recipe(model, job.recipe, max(1, len(x_train) // job.batch), job.epochs)
+    steps_per_epoch = max(1, len(x_train) // job.batch)
+    compile_for_recipe(model, job.recipe, steps_per_epoch, job.epochs)
     train_ds = make_train_dataset(x_train, y_train, job.batch, seed=int(job.seed))
     eval_ds = make_eval_dataset(x_eval, y_eval, job.batch)
 
@@ -72,25 +89,52 @@ def _fit(job, arch, x_train, y_train, x_eval, y_eval, on_epoch):
     model.fit(train_ds, epochs=job.epochs, validation_data=eval_ds, verbose=0, callbacks=[_Report()])
     train_s = time.perf_counter() - start
     float_accuracy = float(model.evaluate(eval_ds, verbose=0, return_dict=True)["accuracy"])
-    return model, train_s, float_accuracy
+    return _Fitted(model, train_ds, eval_ds, steps_per_epoch, train_s, float_accuracy)
 
 
-def _export_and_measure(model, arch, seed: int, x_train, x_eval, y_eval, out_dir: Path) -> dict:
-    """Batch-1 twin saved as .keras, int8 .tflite calibrated on 200 training images, int8 accuracy, TFLM arena."""
+def _calibration_images(x_train, seed: int):
+    """The 200 training images (seeded) that set the int8 ranges; QAT trains against the same ranges."""
     import numpy as np
 
-    from mcunas.data import evaluate_tflite
-    from mcunas.export.tflite import convert_int8
+    rng = np.random.default_rng(int(seed))
+    return np.asarray(x_train[np.sort(rng.choice(len(x_train), size=min(200, len(x_train)), replace=False))])
+
+
+def _deployable(model, arch):
+    """The batch-1 model the exports convert, carrying ``model``'s weights."""
     from mcunas.keras_model import build_keras_model
-    from mcunas.tflm import measure_arena
 
     deploy = build_keras_model(arch)
     deploy.set_weights(model.get_weights())
+    return deploy
+
+
+def _fine_tune(job, arch, fitted: _Fitted, calibration, x_eval, y_eval) -> dict:
+    """Quantisation-aware fine-tuning of ``fitted.model`` in place; int8 accuracy before it and float after."""
+    from mcunas.data import evaluate_tflite
+    from mcunas.export.tflite import convert_int8
+    from mcunas.train.qat import qat_finetune
+
+    before = convert_int8(_deployable(fitted.model, arch), calibration)
+    figures = {"int8_accuracy_before_qat": float(evaluate_tflite(before, x_eval, y_eval)["accuracy"])}
+    start = time.perf_counter()
+    qat_finetune(fitted.model, fitted.train_ds, calibration, job.qat_epochs, fitted.steps_per_epoch)
+    figures["qat_s"] = round(time.perf_counter() - start, 2)
+    figures["float_accuracy_after_qat"] = float(
+        fitted.model.evaluate(fitted.eval_ds, verbose=0, return_dict=True)["accuracy"])
+    return figures
+
+
+def _export_and_measure(model, arch, calibration, x_eval, y_eval, out_dir: Path) -> dict:
+    """Batch-1 twin saved as .keras, int8 .tflite calibrated on ``calibration``, int8 accuracy, TFLM arena."""
+    from mcunas.data import evaluate_tflite
+    from mcunas.export.tflite import convert_int8
+    from mcunas.tflm import measure_arena
+
+    deploy = _deployable(model, arch)
     with atomic_path(out_dir / "model.keras") as tmp:
         deploy.save(tmp)
-    rng = np.random.default_rng(int(seed))
-    calibration = x_train[np.sort(rng.choice(len(x_train), size=min(200, len(x_train)), replace=False))]
-    tflite = convert_int8(deploy, np.asarray(calibration))
+    tflite = convert_int8(deploy, calibration)
     tflite_path = out_dir / "model_int8.tflite"
     write_atomic(tflite_path, tflite)
     int8 = evaluate_tflite(tflite, x_eval, y_eval)

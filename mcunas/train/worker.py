@@ -43,6 +43,7 @@ class TrainJob:
     recipe: str
     seed: int
     out_dir: str
+    qat_epochs: int = 0  # quantisation-aware fine-tuning epochs after training (mcunas.train.qat)
 
     @classmethod
     def read(cls, path: Path) -> "TrainJob":
