@@ -25,8 +25,12 @@ def train_candidate(job: dict, on_epoch=None) -> dict:
     """Train, export and evaluate one architecture; returns the figures to record.
 
     ``job`` keys: ``arch``, ``data``, ``eval_data`` (or None: the eval split of
-    ``data``), ``epochs``, ``batch``, ``recipe``, ``seed``, ``out_dir``.
-    ``on_epoch(epoch, float_val_accuracy)`` is called after every epoch.
+    ``data``), ``epochs``, ``batch``, ``recipe``, ``seed``, ``out_dir``, and
+    optionally ``qat_epochs``: that many epochs of quantisation-aware
+    fine-tuning (:mod:`mcunas.train.qat`) after training; the int8 accuracy
+    before it is then recorded as ``int8_accuracy_before_qat``, and the
+    exported files are the fine-tuned model's.
+    ``on_epoch(epoch, float_val_accuracy)`` is called after every (training) epoch.
     """
     import keras
     import numpy as np
@@ -64,13 +68,26 @@ def train_candidate(job: dict, on_epoch=None) -> dict:
     train_s = time.perf_counter() - start
     float_accuracy = float(model.evaluate(eval_ds, verbose=0, return_dict=True)["accuracy"])
 
-    deploy = build_keras_model(arch)
-    deploy.set_weights(model.get_weights())
-    with atomic_path(out_dir / "model.keras") as tmp:
-        deploy.save(tmp)
     rng = np.random.default_rng(int(job["seed"]))
     calibration = x_train[np.sort(rng.choice(len(x_train), size=min(200, len(x_train)), replace=False))]
-    tflite = convert_int8(deploy, np.asarray(calibration))
+    deploy = build_keras_model(arch)
+
+    def export() -> bytes:
+        deploy.set_weights(model.get_weights())
+        return convert_int8(deploy, np.asarray(calibration))
+
+    qat = {}
+    if job.get("qat_epochs"):
+        from mcunas.train.qat import qat_finetune
+
+        qat["int8_accuracy_before_qat"] = float(evaluate_tflite(export(), x_eval, y_eval)["accuracy"])
+        start = time.perf_counter()
+        qat_finetune(model, train_ds, calibration, job["qat_epochs"], steps_per_epoch)
+        qat["qat_s"] = round(time.perf_counter() - start, 2)
+        qat["float_accuracy_after_qat"] = float(model.evaluate(eval_ds, verbose=0, return_dict=True)["accuracy"])
+    tflite = export()
+    with atomic_path(out_dir / "model.keras") as tmp:
+        deploy.save(tmp)
     tflite_path = out_dir / "model_int8.tflite"
     write_atomic(tflite_path, tflite)
     int8 = evaluate_tflite(tflite, x_eval, y_eval)
@@ -80,6 +97,7 @@ def train_candidate(job: dict, on_epoch=None) -> dict:
         "int8_accuracy": float(int8["accuracy"]),
         "eval_images": int(int8["total"]),
         "train_s": round(train_s, 2),
+        **qat,
         "tflm_arena_bytes_measured": measured["tflm_arena_bytes"],
         "tflite_bytes_measured": len(tflite),
         "keras_path": str(out_dir / "model.keras"),
