@@ -44,13 +44,13 @@ def run(args) -> int:
     from mcunas.train import train_candidate
 
     arch = preset_arch(args.preset) if args.preset else parse_arch(args.arch)
-    for path in (args.data, args.eval_data):
-        if path:
-            detect_format(Path(path))
     if min(args.epochs, args.batch) < 1:
         raise UserError("--epochs and --batch must be at least 1")
     if args.qat_epochs < 0:
         raise UserError(f"--qat-epochs must be 0 (no quantisation-aware fine-tuning) or more, got {args.qat_epochs}")
+    for path in (args.data, args.eval_data):
+        if path:
+            detect_format(Path(path))
     job = {"arch": str(arch), "data": args.data, "eval_data": args.eval_data, "epochs": args.epochs,
            "batch": args.batch, "recipe": args.recipe, "seed": args.seed, "out_dir": args.out,
            "qat_epochs": args.qat_epochs}

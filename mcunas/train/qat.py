@@ -49,6 +49,7 @@ TensorFlow/Keras is imported inside functions.
 
 from __future__ import annotations
 
+import collections
 import functools
 import types
 
@@ -92,27 +93,32 @@ def qat_finetune(model, train_ds, calibration_images: np.ndarray, epochs: int, s
 
 
 def calibrate(model, ranges: dict, calibration_images: np.ndarray) -> None:
-    """Set each fake quantisation's range to its tensor's min/max over the images, as the converter does.
+    """Set each fake quantisation's range to what the converter gives its tensor for these images.
 
-    The float ``model`` is run (BatchNorm in inference mode), the ranges are
-    widened to include 0 like TFLite's, and ``ranges`` is the second value
-    of :func:`build_qat_twin`.
+    That is the tensor's min/max over the images in the float ``model``
+    (BatchNorm in inference mode), widened to include 0 — and, for a linear
+    projection whose only consumer is a residual Add, widened to the Add's
+    range as well (the TF 2.21 converter does that; measured, see
+    tests/test_qat.py).  ``ranges`` is the second value of :func:`build_qat_twin`.
     """
     import keras
     from keras import ops
 
     from mcunas.export.tflite import preprocess
 
+    names = list(ranges)
     extremes = []  # per image, so predict() keeps only two numbers per image and tensor
-    for name in ranges:
+    for name in names:
         tensor = model.get_layer(name).output
         axes = tuple(range(1, len(tensor.shape)))
         extremes += [ops.min(tensor, axis=axes), ops.max(tensor, axis=axes)]
     probe = keras.Model(model.inputs, extremes)
     outputs = probe.predict(preprocess(calibration_images), batch_size=CALIBRATION_BATCH, verbose=0)
-    for i, (low, high) in enumerate(ranges.values()):
-        low.assign(min(0.0, float(np.min(outputs[2 * i]))))
-        high.assign(max(0.0, float(np.max(outputs[2 * i + 1]))))
+    low = {name: min(0.0, float(np.min(outputs[2 * i]))) for i, name in enumerate(names)}
+    high = {name: max(0.0, float(np.max(outputs[2 * i + 1]))) for i, name in enumerate(names)}
+    for name, (low_var, high_var, joined) in ranges.items():
+        low_var.assign(min(low[n] for n in (name, *joined)))
+        high_var.assign(max(high[n] for n in (name, *joined)))
 
 
 def build_qat_twin(model):
@@ -120,7 +126,9 @@ def build_qat_twin(model):
 
     Returns ``(twin, ranges)``: ``ranges`` maps the name of each layer of
     ``model`` whose output the int8 model stores to the ``(min, max)``
-    variables of its fake quantisation (set them before using the twin).
+    variables of its fake quantisation and the names of the layers whose
+    range the converter merges into it (set them with :func:`calibrate`
+    before using the twin).
     Raises ValueError for a layer type the converter's fusion is not
     reproduced for here.
     """
@@ -137,13 +145,17 @@ def build_qat_twin(model):
     bn_of = {producer[id(layer.input)].name: layer for layer in model.layers
              if isinstance(layer, layers.BatchNormalization)}
     relu_inputs = {id(layer.input) for layer in model.layers if isinstance(layer, layers.ReLU)}
+    uses = collections.Counter(id(t) for layer in model.layers for t in _inputs(layer))
+    merged_into = {producer[id(t)].name: layer.name for layer in model.layers if isinstance(layer, layers.Add)
+                   for t in layer.input if uses[id(t)] == 1}  # single-use Add operand -> the Add
     ranges = {}
 
     def stored(layer, tensor):
         """``tensor`` (the output of ``layer``) as the int8 model stores it."""
         quantise = qat_layers.ActivationFakeQuant(name=f"{layer.name}_fq")
         out = quantise(tensor)
-        ranges[layer.name] = (quantise.low, quantise.high)
+        joined = (merged_into[layer.name],) if layer.name in merged_into else ()
+        ranges[layer.name] = (quantise.low, quantise.high, joined)
         return out
 
     def call(layer, *args, **kwargs):
@@ -161,6 +173,15 @@ def build_qat_twin(model):
 
     twin = keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
     return twin, ranges
+
+
+def _inputs(layer) -> list:
+    """The KerasTensors a layer of a functional model takes (none for the input layer)."""
+    from keras import layers
+
+    if isinstance(layer, layers.InputLayer):
+        return []
+    return layer.input if isinstance(layer.input, list) else [layer.input]
 
 
 def _fake_quant_weights(kernel, axis: int):
