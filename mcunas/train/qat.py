@@ -19,8 +19,13 @@ for a trained mcunas model (:func:`mcunas.keras_model.build_keras_model`):
 * the activation ranges are not learned or averaged: at the start of every
   epoch they are set to the min/max of each tensor over the **same
   calibration images** :func:`mcunas.export.tflite.convert_int8` uses, which
-  is how the converter sets them.  So the twin trains against the
-  quantisation the exported model will actually have;
+  is how the converter sets them (plus one converter rule found by
+  measurement: a linear projection feeding only a residual Add gets the
+  union of its range and the Add's).  Every activation scale and weight
+  scale the twin uses equals the export's to 1e-5 (tests/test_qat.py), so
+  the twin trains against the quantisation the exported model will have.
+  Only the integer arithmetic's rounding is not reproduced bit for bit:
+  early layers agree to a fraction of one step, deep ones by a few steps;
 * it returns the model itself with fine-tuned float weights, which load into
   the batch-1 export model and go through the unchanged ``convert_int8``:
   the exported graph (ops, tensor shapes, file size, arena) is the one the
@@ -29,12 +34,13 @@ for a trained mcunas model (:func:`mcunas.keras_model.build_keras_model`):
 
 Why not tensorflow-model-optimization: its ``quantize_model`` only accepts
 tf-keras (Keras 2) models, so it needs tf-keras and tfmot in the
-environment (tfmot 0.8.1 pins absl-py ~= 1.2, a downgrade from TF 2.21's
-2.x), sets ``TF_USE_LEGACY_KERAS=1`` for the whole process on import, and
-needs a second, Keras 2 copy of the architecture builder.  It works (same
-op list, file 0.8 % smaller from other tensor names), but the Keras 3 route
-needs no new dependency and keeps one builder.  The measurements are in
-the README's QAT section.
+environment (tfmot 0.8.1 pins absl-py ~= 1.2, a downgrade from the installed
+2.5.1; 0.8.0 also pins numpy ~= 1.23), sets ``TF_USE_LEGACY_KERAS=1``
+for the whole process on import, needs a second, Keras 2 copy of the
+architecture builder, and learns the input's range instead of pinning it
+to mcunas' 1/255, -128.  It does work with TF 2.21 (same op list, file
+0.8 % smaller from other tensor names), but this route needs no new
+dependency, keeps one builder and exports through the one converter call.
 
 Why BatchNorm is frozen: fine-tuning at 1e-5 barely moves the weights, and
 with the moving statistics fixed the twin computes exactly the function the
