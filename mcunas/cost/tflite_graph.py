@@ -74,78 +74,115 @@ def arch_tflite_model(arch: Arch, graph=None) -> TfliteModel:
     ``graph`` is ``build_graph(arch)`` when the caller has it already.
     """
     graph = graph if graph is not None else build_graph(arch)
-    shapes = graph.graph["tensors"]
-    consts: list[Tensor] = []
-    acts: list[Tensor] = [_activation("serving_default_image:0", (1, *shapes["input"]))]
-    activation = {"relu": "Relu", "relu6": "Relu6"}[arch.activation]
-    index = {"input": 0}  # activation name -> position in acts
-    ops: list[tuple[str, list, list, dict]] = []  # inputs: ("a", pos) or ("c", pos)
-    reshape_const = None
-    slices = [graph.nodes[n] for n in graph.nodes if graph.nodes[n]["op"] == "STRIDED_SLICE"]
-    # A constant read by one op only keeps that op's name; shared ones become arith.constant<N>.
-    lone = slices[1]["layer"] if len(slices) == 2 else None  # one basic unit: its odd slice's begin
-    if slices:  # strides, end (= the even slice's begin) and the odd slice's begin: int32[4] each
-        odd_begin = f"{PREFIX}{lone}_1/strided_slice" if lone else "arith.constant2"
-        consts += [_const(name, (4,), "int32", 0) for name in ("arith.constant", "arith.constant1", odd_begin)]
-
-    def act(name: str, shape: tuple[int, ...], key: str | None = None) -> int:
-        acts.append(_activation(name, shape))
-        index[key or name] = len(acts) - 1
-        return index[key or name]
-
+    layout = _Layout(arch, graph)
     for node in sorted(graph.nodes):
         n = graph.nodes[node]
-        op, out = n["op"], n["output"]
-        h, w, c = shapes[out]
-        ins = [("a", index[t]) for t in n["inputs"]]
-        if op in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-            cin = shapes[n["inputs"][0]][2]
-            k = n["kernel"]
-            wshape = (c, k, k, cin) if op == "CONV_2D" else (1, k, k, c)
-            wname, bname, oname = _names(op, n["layer"], activation if n["activation"] else None)
-            consts += [_const(wname, wshape, "int8", c), _const(bname, (c,), "int32", c)]
-            ins += [("c", len(consts) - 2), ("c", len(consts) - 1)]
-            ops.append((op, ins, [act(oname, (1, h, w, c), out)], {}))
-        elif op == "ADD" and h == w == 1:
-            layer = PREFIX + n["layer"] + "_1"
-            if reshape_const is None:
-                consts.append(_const("arith.constant", (1,), "int32", 0))
-                reshape_const = len(consts) - 1
-            flat = act(f"{layer}/Squeeze", (c,))
-            ops.append(("RESHAPE", [ins[1], ("c", reshape_const)], [flat], {}))
-            ops.append(("ADD", [ins[0], ("a", flat)], [act(f"{layer}/BiasAdd", (1, 1, 1, c), out)], {}))
-        elif op == "ADD":
-            ops.append((op, ins, [act(f"{PREFIX}{n['layer']}_1/Add", (1, h, w, c), out)], {}))
-        elif op == "MAX_POOL_2D":
-            ops.append((op, ins, [act(f"{PREFIX}{n['layer']}_1/MaxPool2d", (1, h, w, c), out)], {}))
-        elif op == "STRIDED_SLICE":
-            begin = 2 if n["offset"] else 1
-            name = f"{PREFIX}{n['layer']}_1/strided_slice" + ("1" if n["layer"] == lone else "")
-            ops.append((op, ins + [("c", begin), ("c", 1), ("c", 0)], [act(name, (1, h, w, c), out)], {}))
-        elif op == "CONCATENATION":
-            ops.append((op, ins, [act(f"{PREFIX}{n['layer']}_1/concat", (1, h, w, c), out)], {}))
-        elif op == "MEAN":
-            # The converter renames it when the slices' constants took the name space first.
-            name = (f"arith.constant{2 if lone else 3}" if slices
-                    else f"{PREFIX}gap_1/Mean/reduction_indices")
-            consts.append(_const(name, (2,), "int32", 0))
-            ops.append((op, ins + [("c", len(consts) - 1)], [act(f"{PREFIX}gap_1/Mean", (1, c), out)], {}))
-        elif op == "FULLY_CONNECTED":
-            cin = shapes[n["inputs"][0]][2]
-            fc = PREFIX + "classifier_1/"
-            consts += [_const(f"{fc}BiasAdd", (c,), "int32", c), _const(f"{fc}MatMul", (c, cin), "int8", c)]
-            ops.append((op, ins + [("c", len(consts) - 1), ("c", len(consts) - 2)],
-                        [act(f"{fc}MatMul;{fc}BiasAdd", (1, c), out)], {}))
-        elif op == "SOFTMAX":
-            ops.append((op, ins, [act("StatefulPartitionedCall_1:0", (1, c), out)], {"beta": 1.0}))
-        else:
-            raise ValueError(f"no .tflite layout known for {op}")
+        emit = _EMITTERS.get(n["op"])
+        if emit is None:
+            raise ValueError(f"no .tflite layout known for {n['op']}")
+        emit(layout, n)
+    return layout.model()
 
-    # Layout: input, constants, then the other activations.
-    n = len(consts)
-    tensors = [acts[0], *consts, *acts[1:]]
-    operators = [Operator(op=op, inputs=[1 + i if kind == "c" else (n + i if i else 0) for kind, i in ins],
-                          outputs=[n + o if o else 0 for o in outs], options=opts)
-                 for op, ins, outs, opts in ops]
-    return TfliteModel(tensors=tensors, operators=operators, inputs=[0], outputs=[len(tensors) - 1],
-                       buffer_sizes=[], file_bytes=0)
+
+class _Layout:
+    """The converted model's tensors and operators, accumulated one graph node at a time."""
+
+    def __init__(self, arch: Arch, graph):
+        self.shapes = graph.graph["tensors"]
+        self.activation = {"relu": "Relu", "relu6": "Relu6"}[arch.activation]
+        self.consts: list[Tensor] = []
+        self.acts: list[Tensor] = [_activation("serving_default_image:0", (1, *self.shapes["input"]))]
+        self.index = {"input": 0}  # graph tensor name -> position in acts
+        self.ops: list[tuple[str, list, list, dict]] = []  # inputs: ("a", pos) or ("c", pos)
+        self.reshape_const = None
+        slices = [graph.nodes[n] for n in graph.nodes if graph.nodes[n]["op"] == "STRIDED_SLICE"]
+        self.has_slices = bool(slices)
+        # A constant read by one op only keeps that op's name; shared ones become arith.constant<N>.
+        self.lone = slices[1]["layer"] if len(slices) == 2 else None  # one basic unit: its odd slice's begin
+        if slices:  # strides, end (= the even slice's begin) and the odd slice's begin: int32[4] each
+            odd_begin = f"{PREFIX}{self.lone}_1/strided_slice" if self.lone else "arith.constant2"
+            for name in ("arith.constant", "arith.constant1", odd_begin):
+                self.const(name, (4,), "int32", 0)
+
+    def const(self, name: str, shape: tuple[int, ...], dtype: str, channels: int) -> tuple[str, int]:
+        self.consts.append(_const(name, shape, dtype, channels))
+        return ("c", len(self.consts) - 1)
+
+    def act(self, name: str, shape: tuple[int, ...], key: str | None = None) -> int:
+        self.acts.append(_activation(name, shape))
+        self.index[key or name] = len(self.acts) - 1
+        return self.index[key or name]
+
+    def inputs(self, n: dict) -> list[tuple[str, int]]:
+        return [("a", self.index[t]) for t in n["inputs"]]
+
+    def emit(self, op: str, ins: list, n: dict, name: str, shape: tuple[int, ...] | None = None,
+             options: dict | None = None) -> None:
+        """Operator ``op`` writing node ``n``'s output, named ``name`` (shape 1×H×W×C unless given)."""
+        h, w, c = self.shapes[n["output"]]
+        self.ops.append((op, ins, [self.act(name, shape or (1, h, w, c), n["output"])], options or {}))
+
+    def conv(self, n: dict) -> None:
+        op, c, cin, k = n["op"], self.shapes[n["output"]][2], self.shapes[n["inputs"][0]][2], n["kernel"]
+        wshape = (c, k, k, cin) if op == "CONV_2D" else (1, k, k, c)
+        wname, bname, oname = _names(op, n["layer"], self.activation if n["activation"] else None)
+        ins = self.inputs(n) + [self.const(wname, wshape, "int8", c), self.const(bname, (c,), "int32", c)]
+        self.emit(op, ins, n, oname)
+
+    def add(self, n: dict) -> None:
+        h, w, c = self.shapes[n["output"]]
+        ins = self.inputs(n)
+        if h == w == 1:  # a bias-add to the converter: RESHAPE(y -> [C]) then ADD (see module doc)
+            layer = PREFIX + n["layer"] + "_1"
+            if self.reshape_const is None:
+                self.reshape_const = self.const("arith.constant", (1,), "int32", 0)
+            flat = self.act(f"{layer}/Squeeze", (c,))
+            self.ops.append(("RESHAPE", [ins[1], self.reshape_const], [flat], {}))
+            self.emit("ADD", [ins[0], ("a", flat)], n, f"{layer}/BiasAdd")
+        else:
+            self.emit("ADD", ins, n, f"{PREFIX}{n['layer']}_1/Add")
+
+    def max_pool(self, n: dict) -> None:
+        self.emit("MAX_POOL_2D", self.inputs(n), n, f"{PREFIX}{n['layer']}_1/MaxPool2d")
+
+    def strided_slice(self, n: dict) -> None:
+        begin = 2 if n["offset"] else 1
+        name = f"{PREFIX}{n['layer']}_1/strided_slice" + ("1" if n["layer"] == self.lone else "")
+        self.emit("STRIDED_SLICE", self.inputs(n) + [("c", begin), ("c", 1), ("c", 0)], n, name)
+
+    def concatenation(self, n: dict) -> None:
+        self.emit("CONCATENATION", self.inputs(n), n, f"{PREFIX}{n['layer']}_1/concat")
+
+    def mean(self, n: dict) -> None:
+        # The converter renames it when the slices' constants took the name space first.
+        name = (f"arith.constant{2 if self.lone else 3}" if self.has_slices
+                else f"{PREFIX}gap_1/Mean/reduction_indices")
+        ins = self.inputs(n) + [self.const(name, (2,), "int32", 0)]
+        self.emit("MEAN", ins, n, f"{PREFIX}gap_1/Mean", (1, self.shapes[n["output"]][2]))
+
+    def fully_connected(self, n: dict) -> None:
+        c, cin = self.shapes[n["output"]][2], self.shapes[n["inputs"][0]][2]
+        fc = PREFIX + "classifier_1/"
+        bias = self.const(f"{fc}BiasAdd", (c,), "int32", c)
+        weights = self.const(f"{fc}MatMul", (c, cin), "int8", c)
+        self.emit("FULLY_CONNECTED", self.inputs(n) + [weights, bias], n, f"{fc}MatMul;{fc}BiasAdd", (1, c))
+
+    def softmax(self, n: dict) -> None:
+        c = self.shapes[n["output"]][2]
+        self.emit("SOFTMAX", self.inputs(n), n, "StatefulPartitionedCall_1:0", (1, c), {"beta": 1.0})
+
+    def model(self) -> TfliteModel:
+        """Laid out as the converter does: input, constants, then the other activations."""
+        n = len(self.consts)
+        tensors = [self.acts[0], *self.consts, *self.acts[1:]]
+        operators = [Operator(op=op, inputs=[1 + i if kind == "c" else (n + i if i else 0) for kind, i in ins],
+                              outputs=[n + o if o else 0 for o in outs], options=opts)
+                     for op, ins, outs, opts in self.ops]
+        return TfliteModel(tensors=tensors, operators=operators, inputs=[0], outputs=[len(tensors) - 1],
+                           buffer_sizes=[], file_bytes=0)
+
+
+_EMITTERS = {"CONV_2D": _Layout.conv, "DEPTHWISE_CONV_2D": _Layout.conv, "ADD": _Layout.add,
+             "MAX_POOL_2D": _Layout.max_pool, "STRIDED_SLICE": _Layout.strided_slice,
+             "CONCATENATION": _Layout.concatenation, "MEAN": _Layout.mean,
+             "FULLY_CONNECTED": _Layout.fully_connected, "SOFTMAX": _Layout.softmax}
