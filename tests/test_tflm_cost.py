@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assert_one_line_error, run_cli
+from conftest import REPO, assert_one_line_error, run_cli
 from mcunas.arch import parse_arch
 from mcunas.cost import estimate
 from mcunas.cost.flatbuffer import read_tflite
@@ -204,3 +204,19 @@ def test_deep_narrow_models_need_more_head_for_planning_than_for_activations(tex
     predicted = predict_arena(arch_tflite_model(parse_arch(text)))
     assert predicted["sram_tflm_bytes"] - predicted["tflm_tail_bytes"] > predicted["tflm_head_bytes"]
     assert measured_bytes <= predicted["sram_tflm_bytes"] <= measured_bytes + 24
+
+
+def test_every_measured_export_in_the_committed_fidelity_table_is_predicted_at_or_above_its_truth():
+    """results/cost_model_fidelity.csv holds 120 real exports measured in TFLM (four spaces); today's
+    cost model must stay at or above each measured arena and file, and within 1 %."""
+    import csv
+
+    from mcunas.bench.fidelity import predicted
+
+    with (REPO / "results" / "cost_model_fidelity.csv").open(newline="") as fh:
+        rows = [predicted(r) for r in csv.DictReader(fh)]
+    assert len(rows) == 120 and {r["space"] for r in rows} == {"mobilenet_v1", "mobilenet_v2", "mnasnet",
+                                                                 "shufflenet_v2"}
+    for r in rows:
+        assert 0 <= r["arena_error_pct"] <= 1.0, r["arch"]
+        assert 0 <= r["tflite_error_pct"] <= 1.0, r["arch"]

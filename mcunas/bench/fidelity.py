@@ -16,11 +16,17 @@ DIR (the user's own models): per file the ops, the predicted arena (x86_64, the 
 package, and cortex-m), the measured arena and the error; files the estimator refuses are
 listed with the reason.  The source of each file is taken from ``--sources`` (a CSV with
 ``file,source`` columns, e.g. tests/bench/fidelity_sources.csv) when given.
+
+``--repredict CSV`` recomputes only the predicted and error columns of an earlier run's
+CSV with today's cost model, keeping its measurements: after a cost-model change it shows
+at once, without re-exporting, whether any measured architecture is now predicted below
+its truth.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import statistics
 import tempfile
@@ -44,6 +50,8 @@ def register(sub) -> None:
                    "results/tflite_fidelity.csv with --tflite)")
     p.add_argument("--tflite", metavar="DIR", help="check the arena prediction on every .tflite in DIR instead")
     p.add_argument("--sources", help="with --tflite: CSV naming each file's source (columns file,source)")
+    p.add_argument("--repredict", metavar="CSV", help="recompute the predictions of an earlier run's CSV with "
+                   "the current cost model (measurements kept), rewrite it and report rows under")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(handler=run)
 
@@ -52,32 +60,37 @@ def _error_pct(predicted: int, measured: int) -> float:
     return round(100.0 * (predicted - measured) / measured, 4)
 
 
-def measure_one(space: str, arch_string: str, workdir: Path) -> dict:
-    """One row: cost-model prediction and ground truth for one architecture."""
+def predicted(row: dict) -> dict:
+    """``row`` (its space, arch and measured columns) with the current cost model's predictions and errors."""
     from mcunas.arch import parse_arch
     from mcunas.cost import estimate
+
+    start = time.perf_counter()
+    cost = estimate(parse_arch(row["arch"]))
+    cost_ms = (time.perf_counter() - start) * 1000
+    arena, size = int(row["measured_arena_bytes"]), int(row["measured_tflite_bytes"])
+    return {**row, "macs": cost["macs"],
+            "predicted_arena_bytes": cost["sram_tflm_bytes"], "measured_arena_bytes": arena,
+            "arena_error_pct": _error_pct(cost["sram_tflm_bytes"], arena),
+            "predicted_tflite_bytes": cost["tflite_bytes"], "measured_tflite_bytes": size,
+            "tflite_error_pct": _error_pct(cost["tflite_bytes"], size), "cost_model_ms": round(cost_ms, 3)}
+
+
+def measure_one(space: str, arch_string: str, workdir: Path) -> dict:
+    """One row: ground truth (export measured in TFLM) and cost-model prediction for one architecture."""
+    from mcunas.arch import parse_arch
     from mcunas.export.bundle import build_model
     from mcunas.export.tflite import convert_int8
     from mcunas.tflm import measure_arena
 
-    arch = parse_arch(arch_string)
     start = time.perf_counter()
-    cost = estimate(arch)
-    cost_ms = (time.perf_counter() - start) * 1000
-    start = time.perf_counter()
-    data = convert_int8(build_model(arch))
+    data = convert_int8(build_model(parse_arch(arch_string)))
     path = workdir / "model.tflite"
     path.write_bytes(data)
     measured = measure_arena(path)
     truth_ms = (time.perf_counter() - start) * 1000
-    return {
-        "space": space, "arch": arch_string, "macs": cost["macs"],
-        "predicted_arena_bytes": cost["sram_tflm_bytes"], "measured_arena_bytes": measured["tflm_arena_bytes"],
-        "arena_error_pct": _error_pct(cost["sram_tflm_bytes"], measured["tflm_arena_bytes"]),
-        "predicted_tflite_bytes": cost["tflite_bytes"], "measured_tflite_bytes": measured["tflite_bytes"],
-        "tflite_error_pct": _error_pct(cost["tflite_bytes"], measured["tflite_bytes"]),
-        "cost_model_ms": round(cost_ms, 3), "ground_truth_ms": round(truth_ms, 1),
-    }
+    return predicted({"space": space, "arch": arch_string, "measured_arena_bytes": measured["tflm_arena_bytes"],
+                      "measured_tflite_bytes": measured["tflite_bytes"], "ground_truth_ms": round(truth_ms, 1)})
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -92,12 +105,38 @@ def summarise(rows: list[dict]) -> dict:
             entry[key] = {"median_abs_error_pct": round(statistics.median(errors), 4),
                           "worst_error_pct": worst[f"{key}_error_pct"], "worst_arch": worst["arch"],
                           "within_1pct_share": round(sum(e <= 1.0 for e in errors) / len(errors), 3)}
+        entry["under"] = {key: sum(r[f"predicted_{key}_bytes"] < r[f"measured_{key}_bytes"] for r in mine)
+                          for key in ("arena", "tflite")}
         out[space] = entry
     ratios = [r["ground_truth_ms"] / max(r["cost_model_ms"], 1e-6) for r in rows]
     out["time"] = {"median_cost_model_ms": round(statistics.median(r["cost_model_ms"] for r in rows), 3),
                    "median_ground_truth_ms": round(statistics.median(r["ground_truth_ms"] for r in rows), 1),
                    "median_ratio": round(statistics.median(ratios))}
     return out
+
+
+def run_repredict(args) -> int:
+    from mcunas.atomic import write_atomic
+    from mcunas.errors import UserError
+
+    path = Path(args.repredict)
+    try:
+        with path.open(newline="") as fh:
+            old = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    if not old or not set(FIELDS) <= set(old[0]):
+        raise UserError(f"{path} is not a `mcunas bench fidelity` CSV (columns {', '.join(FIELDS)})")
+    # the timings stay those of the run that measured (this machine may be busy now)
+    rows = [{**predicted(r), "cost_model_ms": float(r["cost_model_ms"]), "ground_truth_ms": float(r["ground_truth_ms"])}
+            for r in old]
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({f: r[f] for f in FIELDS} for r in rows)
+    write_atomic(path, text.getvalue().encode())
+    _report(summarise(rows), args, f"re-predicted {path} ({len(rows)} architectures, measurements kept)")
+    return 0
 
 
 TFLITE_FIELDS = ["file", "source", "ops", "predicted_arena_bytes", "measured_arena_bytes", "arena_error_bytes",
@@ -187,6 +226,8 @@ def run(args) -> int:
 
     if args.tflite:
         return run_tflite(args)
+    if args.repredict:
+        return run_repredict(args)
     rows, skipped = [], {}
     out = Path(args.out or "results/cost_model_fidelity.csv")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -212,10 +253,15 @@ def run(args) -> int:
                 rows.append(row)
     summary = summarise(rows)
     summary["skipped_over_max_macs"] = skipped
+    _report(summary, args, f"wrote {out} ({len(rows)} architectures)")
+    return 0
+
+
+def _report(summary: dict, args, headline: str) -> None:
     if args.json:
         print(json.dumps(summary, indent=2))
-        return 0
-    print(f"wrote {out} ({len(rows)} architectures)")
+        return
+    print(headline)
     for space, e in summary.items():
         if space in ("time", "skipped_over_max_macs"):
             continue
@@ -223,9 +269,10 @@ def run(args) -> int:
         print(f"{space:<14} n={e['n']:<3} arena: median |err| {a['median_abs_error_pct']:.3f} %, worst "
               f"{a['worst_error_pct']:+.3f} %, within 1 %: {a['within_1pct_share']:.0%} | tflite: median |err| "
               f"{t['median_abs_error_pct']:.3f} %, worst {t['worst_error_pct']:+.3f} %, within 1 %: "
-              f"{t['within_1pct_share']:.0%}")
+              f"{t['within_1pct_share']:.0%} | under measured: arena {e['under']['arena']}, "
+              f"tflite {e['under']['tflite']}")
     tm = summary["time"]
     print(f"time per architecture: cost model {tm['median_cost_model_ms']} ms, build+convert+TFLM "
-          f"{tm['median_ground_truth_ms']:,} ms (median ratio {tm['median_ratio']:,}x); skipped over "
-          f"--max-macs: {skipped or 'none'}")
-    return 0
+          f"{tm['median_ground_truth_ms']:,} ms (median ratio {tm['median_ratio']:,}x)"
+          + (f"; skipped over --max-macs: {summary['skipped_over_max_macs'] or 'none'}"
+             if "skipped_over_max_macs" in summary else ""))
