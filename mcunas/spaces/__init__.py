@@ -11,6 +11,7 @@ code serves an Optuna ``Trial`` during a search, a seeded random study in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,7 +20,9 @@ import yaml
 from mcunas.arch import Arch, Block, validate
 from mcunas.errors import UserError
 
-SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
+SPACES_DIR = Path(str(resources.files(__name__).joinpath("search_spaces")))
+"""The shipped spaces.  In a checkout ``mcunas/spaces/search_spaces`` is a link to the top-level
+``search_spaces/`` (the one copy people edit); a wheel holds the files themselves (package data)."""
 
 
 class SuggestsCategorical(Protocol):
