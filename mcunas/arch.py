@@ -51,6 +51,10 @@ Tokens (in this order):
     Fully connected classifier with N classes, followed by softmax.
 
 ``_r<N>`` repeats a block N times; only the first repeat uses stride S.
+Numbers are ASCII digits within :data:`LIMITS` (resolution up to 1024,
+channels and classes up to 4096, kernel up to 15, expansion up to 32,
+repeats up to 64): generous for a microcontroller, and a typo such as
+``ds_r1000000000`` is refused before anything is built.
 Options may be written in any order; :func:`format_arch` writes the canonical
 spelling (``r k s e c``, repeats only when above 1), and for every canonical
 string ``format_arch(parse_arch(s)) == s``.
@@ -71,7 +75,16 @@ from mcunas.errors import UserError
 BLOCK_KINDS = ("cv", "ds", "ir", "mp", "sf")
 ACTIVATIONS = ("relu", "relu6")
 
-_OPTION = re.compile(r"^([a-z]+?)(\d+)$")
+_OPTION = re.compile(r"^([a-z]+?)([0-9]+)$")  # [0-9], not \d: full-width digits are not numbers here
+
+LIMITS = {
+    "resolution": (1, 1024), "input channels": (1, 4096), "channels": (1, 4096), "classes": (2, 4096),
+    "kernel": (1, 15), "stride": (1, 2), "expansion": (1, 32), "repeats": (1, 64),
+}
+"""Allowed range of every number in an architecture, by meaning (the CLI's help repeats them)."""
+
+_MEANING = {"r": "repeats", "k": "kernel", "s": "stride", "e": "expansion", "c": "channels"}
+_MEANING_IN = {("in", "r"): "resolution", ("in", "c"): "input channels", ("fc", "c"): "classes"}
 _ALLOWED = {
     "in": {"r", "c"},
     "cv": {"k", "s", "c"},
@@ -257,7 +270,9 @@ def format_arch(arch: Arch) -> str:
 
 def _parse_token(token: str, position: int) -> tuple[str, dict[str, int], set[str]]:
     """Split one token into its kind, numeric options and flags, checking each."""
-    where = f"token {position} '{token}'"
+    where = f"token {position} '{_shortened(token)}'"
+    if not token.isascii():
+        raise UserError(f"malformed architecture: {where}: write numbers with the digits 0-9 and names in a-z")
     kind, *options = token.split("_")
     if kind == "gap":
         if options:
@@ -281,7 +296,7 @@ def _parse_token(token: str, position: int) -> tuple[str, dict[str, int], set[st
                 f"malformed architecture: {where}: unknown option '{opt}' for '{kind}' "
                 f"(allowed: {allowed})"
             )
-        name, number = m.group(1), int(m.group(2))
+        name, number = m.group(1), _number(kind, m.group(1), m.group(2), where)
         if name in values:
             raise UserError(f"malformed architecture: {where}: option '{name}' given twice")
         values[name] = number
@@ -294,6 +309,34 @@ def _parse_token(token: str, position: int) -> tuple[str, dict[str, int], set[st
     return kind, values, flags
 
 
+def _shortened(text: str, most: int = 60) -> str:
+    """``text`` cut to ``most`` characters for an error line (a pasted 5000-digit token stays readable)."""
+    return text if len(text) <= most else text[:most - 3] + "..."
+
+
+def _number(kind: str, option: str, digits: str, where: str) -> int:
+    """An option's digits as an int; :func:`validate` checks the range.
+
+    Past 9 digits the number is refused here: every limit is far below, and
+    Python will not even convert 4300 digits.
+    """
+    if len(digits.lstrip("0")) > 9:
+        raise UserError(_out_of_range(where, _MEANING_IN.get((kind, option), _MEANING[option]),
+                                      f"a {len(digits)}-digit number"))
+    return int(digits)
+
+
+def _out_of_range(where: str, meaning: str, got) -> str:
+    low, high = LIMITS[meaning]
+    return f"impossible architecture: {where}: {meaning} must be {low}..{high}, got {got}"
+
+
+def _check_range(where: str, meaning: str, value: int) -> None:
+    """Only the upper end: :func:`validate` words each lower end itself (zero channels, no classes, ...)."""
+    if value > LIMITS[meaning][1]:
+        raise UserError(_out_of_range(where, meaning, value))
+
+
 def parse_arch(text: str) -> Arch:
     """Decode an architecture string; the only place the grammar is read.
 
@@ -304,7 +347,7 @@ def parse_arch(text: str) -> Arch:
     tokens = text.strip().split("-")
     if len(tokens) < 4:
         raise UserError(
-            f"malformed architecture '{text}': expected 'in_...-<blocks>-gap-fc_c<N>' "
+            f"malformed architecture '{_shortened(text)}': expected 'in_...-<blocks>-gap-fc_c<N>' "
             "(see `mcunas estimate --help`)"
         )
     parsed = [_parse_token(t, i + 1) for i, t in enumerate(tokens)]
@@ -357,8 +400,17 @@ def validate(arch: Arch, tokens: list[str] | None = None) -> None:
         raise UserError("impossible architecture: the classifier needs at least 2 classes (fc_c2)")
     if arch.activation not in ACTIVATIONS:
         raise UserError(f"impossible architecture: unknown activation '{arch.activation}'")
+    first = f"token 1 '{tokens[0]}'" if tokens else "the input"
+    last = f"token {len(tokens)} '{tokens[-1]}'" if tokens else "the classifier"
+    for where, meaning, value in ((first, "resolution", arch.resolution), (first, "input channels", arch.in_channels),
+                                  (last, "classes", arch.classes)):
+        _check_range(where, meaning, value)
     size, channels = arch.resolution, arch.in_channels
     for i, b in enumerate(arch.blocks):
+        for meaning, value in (("channels", b.channels), ("kernel", b.kernel), ("expansion", b.expand),
+                               ("repeats", b.repeats)):
+            if not (meaning == "channels" and b.kind == "mp"):  # a max pool keeps its input's channels
+                _check_range(name(i), meaning, value)
         if b.channels < 1 and b.kind != "mp":
             raise UserError(f"impossible architecture: {name(i)}: zero output channels")
         if b.kind == "sf" and b.channels % 2:

@@ -64,6 +64,39 @@ def test_malformed_or_impossible_strings_say_which_token_and_why(text, fragment)
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("in_r96_c3-ds_r1000000000_k3_s1_c8-gap-fc_c2", "repeats must be 1..64, got a 10-digit number"),
+        ("in_r96_c3-ds_r65_k3_s1_c8-gap-fc_c2", "token 2 'ds_r65_k3_s1_c8': repeats must be 1..64, got 65"),
+        ("in_r96_c3-cv_k3_s2_c1000000000000-gap-fc_c2", "channels must be 1..4096, got a 13-digit number"),
+        ("in_r96_c3-cv_k3_s2_c4097-gap-fc_c2", "channels must be 1..4096, got 4097"),
+        ("in_r96_c3-cv_k3_s2_c" + "9" * 5000 + "-gap-fc_c2", "channels must be 1..4096, got a 5000-digit number"),
+        ("in_r1025_c3-cv_k3_s2_c8-gap-fc_c2", "token 1 'in_r1025_c3': resolution must be 1..1024, got 1025"),
+        ("in_r96_c5000-cv_k3_s2_c8-gap-fc_c2", "input channels must be 1..4096, got 5000"),
+        ("in_r96_c3-cv_k17_s2_c8-gap-fc_c2", "kernel must be 1..15, got 17"),
+        ("in_r96_c3-ir_k3_s2_e33_c8-gap-fc_c2", "expansion must be 1..32, got 33"),
+        ("in_r96_c3-cv_k3_s2_c8-gap-fc_c5000", "token 4 'fc_c5000': classes must be 2..4096, got 5000"),
+        ("in_r96_c3-cv_k3_s2_c\uff18-gap-fc_c2", "write numbers with the digits 0-9"),  # full-width 8
+        ("in_r\u0669\u0666_c3-cv_k3_s2_c8-gap-fc_c2", "write numbers with the digits 0-9"),  # Arabic-Indic 96
+    ],
+)
+def test_numbers_are_ascii_and_bounded(text, fragment):
+    """A typo cannot build a 10 GB network or reach int()'s 4300-digit limit; the line stays short."""
+    with pytest.raises(UserError) as err:
+        parse_arch(text)
+    assert fragment in str(err.value)
+    assert "\n" not in str(err.value) and len(str(err.value)) < 200
+
+
+def test_the_limits_admit_every_space_and_preset():
+    """The bounds are generous: the largest preset and a network at every upper limit parse."""
+    assert parse_arch(presets()["mobilenet-v1-1-224"]).resolution == 224
+    big = "in_r1024_c4096-ir_r64_k15_s1_e32_c4096-gap-fc_c4096"
+    arch = parse_arch(big)
+    assert (arch.resolution, arch.blocks[0].repeats, arch.blocks[0].expand) == (1024, 64, 32)
+
+
 def test_unknown_preset_is_a_user_error():
     with pytest.raises(UserError, match="unknown preset 'mobilenet-v9'"):
         preset_arch("mobilenet-v9")

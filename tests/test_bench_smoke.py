@@ -1,6 +1,8 @@
 """The benchmarks still run (tiny sizes); their figures are reported from real runs, not here."""
 
-from conftest import cli_json
+import pytest
+
+from conftest import assert_one_line_error, cli_json, run_cli
 
 
 def test_bench_cost_reports_every_space():
@@ -15,3 +17,18 @@ def test_bench_search_compares_samplers_against_random():
     q = fig["sampler_quality"]
     assert q["random"]["ratio_vs_random"] == 1.0 and q["nsga2"]["hypervolume_median"] >= 0
     assert fig["rejected_per_s_journal"]["random"] > 0
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (("cost", "--n", "-1"), "--n must be at least 1, got -1"),
+    (("cost", "--repeats", "0"), "--repeats must be at least 1, got 0"),
+    (("fidelity", "--n", "-1", "--space", "mobilenet_v1"), "--n must be at least 1, got -1"),
+    (("search", "--trials", "-1"), "--trials must be at least 1, got -1"),
+    (("search", "--seeds", "0"), "--seeds must be at least 1, got 0"),
+    (("search", "--reject-n", "-1"), "--reject-n must be at least 1, got -1"),
+    (("data", "--rounds", "0"), "--rounds must be at least 1, got 0"),
+])
+def test_a_count_below_one_is_one_line_and_writes_nothing(tmp_path, args, fragment):
+    """Today `bench cost --n -1` prints negative throughputs and `bench fidelity --n -1` an empty CSV."""
+    assert_one_line_error(run_cli("bench", *args, cwd=tmp_path), fragment)
+    assert list(tmp_path.iterdir()) == []

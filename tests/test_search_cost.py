@@ -80,3 +80,27 @@ def test_config_file_supplies_flags_and_flags_win(tmp_path):
     assert fig["trained"] == 3
     trials = pd.read_csv(tmp_path / "results/cfg/trials.csv")
     assert trials.arch.str.contains("ds_").all()  # mobilenet_v1 from the file
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        (b"epochs: three\n", "epochs in --config CFG must be a whole number, got 'three'"),
+        (b"n_trials: 2.5\n", "n_trials in --config CFG must be a whole number, got 2.5"),
+        (b"seed: true\n", "seed in --config CFG must be a whole number, got True"),
+        (b"export_winner: maybe\n", "export_winner in --config CFG must be true or false, got 'maybe'"),
+        (b"space: [mobilenet_v1, mnasnet]\n", "space in --config CFG must be one value"),
+        (b"storage: {url: x}\n", "storage in --config CFG must be one value"),
+        (b"sampler: annealing\n", "sampler in --config CFG must be one of tpe, nsga2, gp, random, got 'annealing'"),
+        (b"pruner: x\n", "pruner in --config CFG must be one of none, hyperband, median"),
+        (b"- epochs: 3\n", "--config CFG must map flag names to values"),
+        (b"epochs: 3\n# caf\xe9\n", "--config CFG is not UTF-8 text (byte 15)"),
+        (b"epochs: [3\n", "--config CFG is not valid YAML"),
+    ],
+)
+def test_a_bad_config_file_is_one_line_and_writes_nothing(tmp_path, text, fragment):
+    cfg = tmp_path / "campaign.yaml"
+    cfg.write_bytes(text)
+    proc = _search(tmp_path, "--config", cfg)
+    assert_one_line_error(proc, fragment.replace("CFG", str(cfg)))
+    assert not (tmp_path / "results").exists()

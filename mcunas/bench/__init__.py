@@ -5,6 +5,16 @@ import time
 from typing import Callable
 
 
+def require_at_least_one(args, *flags: str) -> None:
+    """Refuse a count below 1 before any work: a benchmark would print negative or empty rates."""
+    from mcunas.errors import UserError
+
+    for flag in flags:
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
+
+
 def median_rate(work: Callable[[], int], repeats: int) -> tuple[float, list[float]]:
     """Run ``work`` (which returns how many items it did) ``repeats`` times.
 

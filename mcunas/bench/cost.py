@@ -31,10 +31,11 @@ def register(sub) -> None:
 def run(args) -> int:
     import optuna
 
-    from mcunas.bench import median_rate
+    from mcunas.bench import median_rate, require_at_least_one
     from mcunas.cost import estimate
     from mcunas.spaces import RandomTrial, available_spaces, load_space, sample_arch
 
+    require_at_least_one(args, "--n", "--repeats")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     results = {}
     for name in args.space or available_spaces():

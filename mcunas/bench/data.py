@@ -66,12 +66,11 @@ def default_data() -> Path:
 def run(args) -> int:
     import os
 
-    from mcunas.errors import UserError
+    from mcunas.bench import require_at_least_one
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # as the training worker: no C++ info/warning spam
 
-    if min(args.epochs, args.rounds, args.batch) < 1:
-        raise UserError("--epochs, --rounds and --batch must be at least 1")
+    require_at_least_one(args, "--epochs", "--rounds", "--batch")
     figures = {"data": str(Path(args.data) if args.data else default_data()), "batch": args.batch}
     figures.update(training_rates(Path(figures["data"]), args.batch, args.epochs, args.rounds))
     figures.update(build_rate())

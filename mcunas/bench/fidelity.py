@@ -221,6 +221,7 @@ def run_tflite(args) -> int:
 
 def run(args) -> int:
     from mcunas.arch import parse_arch
+    from mcunas.bench import require_at_least_one
     from mcunas.cost import estimate
     from mcunas.spaces import available_spaces, load_space, sample_strings
 
@@ -228,6 +229,7 @@ def run(args) -> int:
         return run_tflite(args)
     if args.repredict:
         return run_repredict(args)
+    require_at_least_one(args, "--n")
     rows, skipped = [], {}
     out = Path(args.out or "results/cost_model_fidelity.csv")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -61,11 +61,13 @@ def ask_and_cost(study, space, budget, objectives: list[str]):
 def run(args) -> int:
     import optuna
 
+    from mcunas.bench import require_at_least_one
     from mcunas.budget import PAPER_BUDGET, parse_budget
     from mcunas.search.objectives import make_sampler, objective_values
     from mcunas.search.storage import open_storage
     from mcunas.spaces import load_space
 
+    require_at_least_one(args, "--trials", "--seeds", "--reject-n")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = load_space(args.space)
     budget = PAPER_BUDGET

@@ -28,6 +28,7 @@ ARCH grammar (tokens joined by '-'):
   mp_k<K>_s<S>                     max pool (ShuffleNet stem)
   sf[_r<N>]_k<K>_s<S>_c<C>         ShuffleNetV2 unit: s2 down-sampling, s1 basic (C even)
   gap-fc_c<CLASSES>                global average pool, classifier, softmax
+{limits}
 example: in_r96_c3-cv_k3_s2_c8-ds_k3_s1_c16-ds_k3_s2_c32-gap-fc_c2
 
 --tflite FILE reads a .tflite (pure Python, no TensorFlow, no TFLM) and predicts the
@@ -42,7 +43,14 @@ Ops: """ + "{ops}" + """.
 def _keys_help() -> str:
     from mcunas.cost.tflm_kernels import SUPPORTED_OPS
 
-    return KEYS_HELP.replace("{ops}", ", ".join(sorted(SUPPORTED_OPS)))
+    from mcunas.arch import LIMITS
+
+    import textwrap
+
+    limits = textwrap.fill("numbers are digits 0-9 within: " + ", ".join(
+        f"{meaning} {low}..{high}" for meaning, (low, high) in LIMITS.items()), 96,
+        initial_indent="  ", subsequent_indent="    ")
+    return KEYS_HELP.replace("{ops}", ", ".join(sorted(SUPPORTED_OPS))).replace("{limits}", limits)
 
 
 def register(sub) -> None:

@@ -95,15 +95,55 @@ def merged_settings(args) -> dict:
     config = {}
     if args.config:
         try:
-            config = yaml.safe_load(Path(args.config).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise UserError(f"cannot read --config {args.config}: {exc}") from None
-        config = {k.replace("-", "_"): v for k, v in config.items()}
+            config = yaml.safe_load(Path(args.config).read_bytes().decode("utf-8")) or {}
+        except OSError as exc:
+            raise UserError(f"cannot read --config {args.config}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise UserError(f"--config {args.config} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
+        except yaml.YAMLError as exc:
+            raise UserError(f"--config {args.config} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(config, dict):
+            raise UserError(f"--config {args.config} must map flag names to values (e.g. 'epochs: 3'), "
+                            f"got a {type(config).__name__}")
+        config = {str(k).replace("-", "_"): v for k, v in config.items()}
         unknown = set(config) - set(DEFAULTS)
         if unknown:
             raise UserError(f"unknown key(s) in {args.config}: {', '.join(sorted(unknown))}")
+        config = {k: _config_value(k, v, args.config) for k, v in config.items() if v is not None}
     return {k: getattr(args, k, None) if getattr(args, k, None) is not None else config.get(k, d)
             for k, d in DEFAULTS.items()}
+
+
+def _config_value(key: str, value, path: str):
+    """A config value in the type its flag has: a whole number, true/false, or one word or number as text.
+
+    The flags' own checks (ranges, units, choices) then read it as they read the command line.
+    """
+    from mcunas.errors import UserError
+
+    default = DEFAULTS[key]
+    if isinstance(default, bool):
+        if type(value) is not bool:
+            raise UserError(f"{key} in --config {path} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if type(value) is not int:
+            raise UserError(f"{key} in --config {path} must be a whole number, got {value!r}")
+        return value
+    if type(value) not in (str, int, float):
+        raise UserError(f"{key} in --config {path} must be one value (text or a number), got {value!r}")
+    choices = _choices().get(key)
+    if choices and str(value) not in choices:
+        raise UserError(f"{key} in --config {path} must be one of {', '.join(choices)}, got {value!r}")
+    return str(value)
+
+
+def _choices() -> dict:
+    """The flags argparse restricts to a list; a config file gets the same lists."""
+    from mcunas.search.objectives import PRUNERS, SAMPLERS
+    from mcunas.train.recipes import RECIPES
+
+    return {"sampler": SAMPLERS, "pruner": PRUNERS, "recipe": RECIPES}
 
 
 def run(args) -> int:

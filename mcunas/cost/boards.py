@@ -72,8 +72,8 @@ def load_boards(path: str | Path | None = None) -> dict[str, Board]:
         return boards
     try:
         entries = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"cannot read boards file {path}: {exc}") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:  # UnicodeDecodeError: not UTF-8 text
+        raise UserError(f"cannot read boards file {path}: {str(exc).splitlines()[0]}") from None
     if not isinstance(entries, dict):
         raise UserError(f"boards file {path} must map board names to their facts")
     for name, e in entries.items():

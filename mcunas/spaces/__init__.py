@@ -11,15 +11,18 @@ code serves an Optuna ``Trial`` during a search, a seeded random study in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
 
-from mcunas.arch import Arch, Block, validate
+from mcunas.arch import ACTIVATIONS, BLOCK_KINDS, Arch, Block, validate
 from mcunas.errors import UserError
 
-SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
+SPACES_DIR = Path(str(resources.files(__name__).joinpath("search_spaces")))
+"""The shipped spaces.  In a checkout ``mcunas/spaces/search_spaces`` is a link to the top-level
+``search_spaces/`` (the one copy people edit); a wheel holds the files themselves (package data)."""
 
 
 class SuggestsCategorical(Protocol):
@@ -53,13 +56,80 @@ def load_space(name_or_path: str) -> Space:
             "or give the path to a space YAML file"
         )
     try:
-        spec = yaml.safe_load(path.read_text())
+        spec = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise UserError(f"cannot read search space {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"search space {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
     except yaml.YAMLError as exc:
         raise UserError(f"search space {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    for key in ("input", "width", "stem", "stages", "head"):
-        if not isinstance(spec, dict) or key not in spec:
-            raise UserError(f"search space {path} lacks the '{key}' section (see search_spaces/mobilenet_v1.yaml)")
+    check_spec(spec, path)
     return Space(name=spec.get("name", path.stem), path=path, spec=spec)
+
+
+_KINDS = {
+    "int": (lambda v: type(v) is int, "a whole number"),
+    "count": (lambda v: type(v) is int and v >= 1, "a whole number, at least 1"),
+    "number": (lambda v: type(v) in (int, float), "a number"),
+    "bool": (lambda v: type(v) is bool, "true or false"),
+    "channels": (lambda v: type(v) is int or v == "scaled", "a whole number or 'scaled'"),
+    "block": (lambda v: v in BLOCK_KINDS, f"one of {', '.join(BLOCK_KINDS)}"),
+    "activation": (lambda v: v in ACTIVATIONS, f"one of {', '.join(ACTIVATIONS)}"),
+    "text": (lambda v: type(v) is str, "text"),
+}
+
+# Every key sample_arch reads, per section: (kind, searched: a list of choices is allowed, required).
+# Other keys (description, comments' companions) are free.
+_RULES = {
+    "": {"name": ("text", False, False), "width": ("number", True, True), "channel_divisor": ("count", False, False),
+         "classes": ("int", False, False), "activation": ("activation", False, False)},
+    "input": {"resolution": ("int", True, True), "channels": ("int", True, True)},
+    "stem": {"k": ("int", False, True), "s": ("int", False, True), "c": ("channels", True, True),
+             "base_c": ("int", False, False)},
+    "stages": {"block": ("block", False, True), "c": ("number", False, True), "s": ("int", False, True),
+               "n": ("int", True, True), "k": ("int", True, True), "e": ("int", True, False),
+               "skip": ("bool", True, False)},
+    "head": {"c": ("channels", True, True), "base_c": ("int", False, False)},
+}
+
+
+def check_spec(spec: Any, path: Path) -> None:
+    """Refuse a space file with a missing key or a wrong-typed value in one line, at load time.
+
+    Without this a typo surfaces as a KeyError or TypeError traceback, possibly
+    only when a worker first draws the odd choice hours into a campaign.
+    """
+    def fail(problem: str):
+        raise UserError(f"search space {path}: {problem} (see search_spaces/mobilenet_v1.yaml)")
+
+    if not isinstance(spec, dict):
+        fail("must be a mapping of sections (input, width, stem, stages, head)")
+    for key in ("input", "stem", "stages", "head"):
+        if key not in spec:
+            fail(f"lacks the '{key}' section")
+    stages = spec["stages"]
+    if not isinstance(stages, list) or not stages:
+        fail("'stages' must be a list of stages, one mapping each")
+    sections = [("", "", spec), ("input", "input", spec["input"]), ("stem", "stem", spec["stem"]),
+                ("head", "head", spec["head"])]
+    sections += [("stages", f"stage {i}", stage) for i, stage in enumerate(stages, start=1)]
+    for rules, name, section in sections:
+        if not isinstance(section, dict):
+            fail(f"{name} must be a mapping, got {section!r}")
+        where = f" in {name}" if name else ""
+        for key, (kind, searched, required) in _RULES[rules].items():
+            if key not in section:
+                if required:
+                    fail(f"'{key}' is missing{where}")
+                continue
+            value = section[key]
+            choices = value if searched and isinstance(value, list) else [value]
+            test, words = _KINDS[kind]
+            if not choices:
+                fail(f"'{key}'{where} is an empty list: give at least one choice")
+            for choice in choices:
+                if not test(choice):
+                    fail(f"'{key}'{where} must be {words}{' or a list of them' if searched else ''}, got {choice!r}")
 
 
 class ReferenceTrial:
