@@ -24,7 +24,7 @@ def _edited(tmp_path, old: str, new: str):
     ("n: [2, 1, 3], k: [3, 5]}", "n: [2, one], k: [3, 5]}", "'n' in stage 2 must be a whole number or a list of them, got 'one'"),
     ("width: [0.25,", "width: [wide,", "'width' must be a number or a list of them, got 'wide'"),
     ("stem: {k: 3,", "stem: {k: [3, 5],", "'k' in stem must be a whole number, got [3, 5]"),
-    ("{block: ds, c: 64,", "{block: zz, c: 64,", "'block' in stage 1 must be one of cv, ds, ir, got 'zz'"),
+    ("{block: ds, c: 64,", "{block: zz, c: 64,", "'block' in stage 1 must be one of cv, ds, ir, mp, sf, got 'zz'"),
     ("channel_divisor: 8", "channel_divisor: 0", "'channel_divisor' must be a whole number, at least 1, got 0"),
     ("head: {base_c: 1024, c: 0}", "head: 7", "head must be a mapping, got 7"),
     ("stages:\n", "stages: 5\nold_stages:\n", "'stages' must be a list of stages"),
