@@ -47,6 +47,8 @@ def run(args) -> int:
     for path in (args.data, args.eval_data):
         if path:
             detect_format(Path(path))
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(f"--out {args.out} is a file: give a folder for model.keras and model_int8.tflite")
     if min(args.epochs, args.batch) < 1:
         raise UserError("--epochs and --batch must be at least 1")
     job = TrainJob(arch=str(arch), data=args.data, eval_data=args.eval_data, epochs=args.epochs,
