@@ -23,11 +23,10 @@ def _tree(root):
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
 
-@pytest.mark.parametrize("name", BAD_NAMES)
-@pytest.mark.parametrize("command", [
-    ["search", *COST_ONLY, "--n-trials", "1"],
-    ["query"],
-    ["export", "--best", "--out", "out"],
+@pytest.mark.parametrize("command, name", [
+    *((["search", *COST_ONLY, "--n-trials", "1"], name) for name in BAD_NAMES),
+    *((command, name) for command in (["query"], ["export", "--best", "--out", "out"])
+      for name in ("", "../escaped", "two\nlines")),
 ])
 def test_bad_study_names_are_refused_before_anything_is_written(tmp_path, command, name):
     work = tmp_path / "work"
