@@ -72,9 +72,9 @@ def measure_arena(tflite_path: str | Path, timeout_s: float = 300) -> dict:
 
 
 def _run_child(path: Path, lo: int, hi: int | None, timeout_s: float):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]))
-    cmd = [sys.executable, "-m", "mcunas.tflm", str(path), str(lo), str(hi or 0)]
+    from mcunas.child import python_child
+
+    cmd, env = python_child("mcunas.tflm", path, lo, hi or 0)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
     except subprocess.TimeoutExpired:

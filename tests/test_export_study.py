@@ -9,15 +9,18 @@ what those real models score; nothing is typed in.
 """
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error, run_cli
+from conftest import REPO, assert_one_line_error, run_cli
 
 pytestmark = pytest.mark.slow  # the module fixture trains, converts and measures real models
 
@@ -270,3 +273,80 @@ def test_export_from_study_bad_input(trained_study, tmp_path, args, fragment):
     root, _, model = trained_study
     assert_one_line_error(run_cli("export", *args, "--budget-model", model, "--out", tmp_path / "x", cwd=root),
                           fragment)
+
+
+def assert_export_of(out, trial, root):
+    """``out`` is one whole export of ``trial``: its .tflite, the same bytes in the C array, its arena."""
+    tflite = (out / "model_int8.tflite").read_bytes()
+    assert tflite == (root / trial.user_attrs["tflite_path"]).read_bytes()
+    assert (out / "arch.txt").read_text().strip() == trial.user_attrs["arch"]
+    source = (out / "model_data.cc").read_text()
+    body = re.search(r"\{\n(.*)\n\};", source, re.S).group(1)
+    assert bytes(int(b, 16) for b in re.findall(r"0x([0-9a-f]{2})", body)) == tflite
+    arena = int(re.search(r"kTensorArenaSize = (\d+);", (out / "model_data.h").read_text()).group(1))
+    assert arena == -(-trial.user_attrs["tflm_arena_bytes_measured"] // 16) * 16
+    assert f"trial {trial.number}," in (out / "model_data.h").read_text()
+
+
+def _export_process(root, number, out):
+    return subprocess.Popen([sys.executable, "-m", "mcunas", "export", "--study", "tr", "--trial", str(number),
+                             "--out", str(out)], cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def _written_anywhere(folder, data: bytes) -> bool:
+    for path in folder.rglob("model_int8.tflite"):
+        try:
+            if path.read_bytes() == data:
+                return True
+        except OSError:  # a temporary folder going away under us
+            pass
+    return False
+
+
+def test_export_killed_half_way_leaves_the_previous_folder_whole(trained_study, tmp_path):
+    root, trials, _ = trained_study
+    first, second = (trials[t.number] for t in ranked(trials, "paper"))
+    out = tmp_path / "winner"
+    assert run_cli("export", "--study", "tr", "--trial", first.number, "--out", out, cwd=root).returncode == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    new_tflite = (root / second.user_attrs["tflite_path"]).read_bytes()
+    proc = _export_process(root, second.number, out)
+    deadline = time.monotonic() + 300
+    while not _written_anywhere(tmp_path, new_tflite):  # the new .tflite is written, its C array not yet
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert_export_of(out, first, root)
+    # the next export clears what the killed one left and completes
+    assert run_cli("export", "--study", "tr", "--trial", second.number, "--out", out, cwd=root).returncode == 0
+    assert_export_of(out, second, root)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".winner.lock", "winner"]
+
+
+def test_concurrent_exports_into_one_folder_never_interleave(trained_study, tmp_path):
+    root, trials, _ = trained_study
+    out = tmp_path / "winner"
+    procs = {t.number: _export_process(root, t.number, out) for t in ranked(trials, "paper")}
+    for proc in procs.values():
+        assert proc.wait(timeout=600) == 0, proc.stderr.read()
+    winner = int(re.search(r"trial (\d+),", (out / "model_data.h").read_text()).group(1))
+    assert_export_of(out, trials[winner], root)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".winner.lock", "winner"]
+
+
+@pytest.mark.parametrize("existing", ["file", "foreign folder"])
+def test_export_out_must_be_a_new_empty_or_export_folder(trained_study, tmp_path, existing):
+    root, trials, _ = trained_study
+    out = tmp_path / "out"
+    if existing == "file":
+        out.write_text("keep me")
+    else:
+        out.mkdir()
+        (out / "notes.txt").write_text("keep me")
+    proc = run_cli("export", "--study", "tr", "--trial", ranked(trials, "paper")[0].number, "--out", out, cwd=root)
+    assert_one_line_error(proc, "is a file" if existing == "file" else "holds files an export does not write (notes.txt)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert (out.read_text() if existing == "file" else (out / "notes.txt").read_text()) == "keep me"

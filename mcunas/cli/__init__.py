@@ -3,13 +3,16 @@
 Each subcommand module defines ``register(subparsers)`` and keeps heavy
 imports (TensorFlow above all: ~2.5 s and ~640 MB) inside its handler, so
 ``mcunas estimate`` stays instant.  A :class:`~mcunas.errors.UserError`
-anywhere becomes one ``mcunas: error: ...`` line and exit status 2.
+anywhere becomes one ``mcunas: error: ...`` line and exit status 2, and so
+does a full disk or an unwritable folder (:data:`DISK_ERRORS`).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import sys
 
 from mcunas.errors import UserError
@@ -70,6 +73,28 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        if exc.errno not in DISK_ERRORS:
+            raise
+        print(f"mcunas: error: {disk_error(exc)}", file=sys.stderr)
+        return 2
+
+
+# A full disk or a folder mcunas may not write is the user's to fix, wherever it strikes.
+# Every writer writes to a temporary name and renames (mcunas.atomic), and removes the
+# temporary on failure, so nothing half-written is left and earlier results stand.
+DISK_ERRORS = {errno.ENOSPC: "free some space (or give a folder on another disk)",
+               errno.EDQUOT: "free some space (or give a folder on another disk)",
+               errno.EFBIG: "the file would exceed the size limit (ulimit -f) or the file system's",
+               errno.EROFS: "give a folder on a writable file system",
+               errno.EACCES: "check its permissions, or give another folder",
+               errno.EPERM: "check its permissions, or give another folder"}
+
+
+def disk_error(exc: OSError) -> str:
+    """One line for an OSError in DISK_ERRORS: what failed, on which file, what to do."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"{exc.strerror or os.strerror(exc.errno)}{where}: {DISK_ERRORS[exc.errno]}; rerun the same command afterwards"
 
 
 if __name__ == "__main__":

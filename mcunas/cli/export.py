@@ -48,7 +48,7 @@ def run(args) -> int:
     from mcunas.errors import UserError
     from mcunas.export.bundle import export_arch
 
-    if args.study:
+    if args.study is not None:
         return _export_study_trial(args)
     if not args.arch or args.trial is not None or args.best:
         raise UserError("give an ARCH string, or --study NAME with --trial N or --best")
@@ -85,11 +85,14 @@ def _export_study_trial(args) -> int:
 
 
 def export_study_trial(study, row, out_dir, boards: dict, board=None, data: str | None = None,
-                       target: str = "x86_64") -> dict:
-    """Export one picked trial of a loaded study (its own files, found where the study lives)."""
+                       target: str = "x86_64", results_folder=None) -> dict:
+    """Export one picked trial of a loaded study (its own files, found where the study lives).
+
+    ``results_folder``: the campaign's own results folder, when the caller knows it.
+    """
     from mcunas.export.trial import export_trial
     from mcunas.query.pick import model_files
 
-    keras_src, tflite_src = model_files(study, row)
+    keras_src, tflite_src = model_files(study, row, results_folder)
     return export_trial(row, keras_src, tflite_src, out_dir, boards, board, data=data, study_name=study.name,
                         target=target)

@@ -154,10 +154,11 @@ def run(args) -> int:
     from mcunas.errors import UserError
     from mcunas.search.campaign import Campaign, run_campaign
     from mcunas.search.objectives import parse_objectives
-    from mcunas.search.storage import default_storage_url
+    from mcunas.search.storage import check_study_name, default_storage_url
     from mcunas.spaces import load_space
 
     s = merged_settings(args)
+    check_study_name(s["study"])
     for key in ("n_trials", "epochs", "batch"):
         if int(s[key]) < 1:
             raise UserError(f"--{key.replace('_', '-')} must be at least 1, got {s[key]}")
@@ -229,5 +230,6 @@ def _export_winner(c) -> str | None:
 
     out = c.out_dir / "winner"
     study = load_study(c.study_name, c.storage_url)
-    export_study_trial(study, pick_best(study, Budget(model=c.budget.model)), out, load_boards())
+    export_study_trial(study, pick_best(study, Budget(model=c.budget.model)), out, load_boards(),
+                       results_folder=c.out_dir)
     return str(out)

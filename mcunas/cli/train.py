@@ -54,6 +54,8 @@ def run(args) -> int:
     for path in (args.data, args.eval_data):
         if path:
             detect_format(Path(path))
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(f"--out {args.out} is a file: give a folder for model.keras and model_int8.tflite")
     job = TrainJob(arch=str(arch), data=args.data, eval_data=args.eval_data, epochs=args.epochs,
                    batch=args.batch, recipe=args.recipe, seed=args.seed, out_dir=args.out,
                    qat_epochs=args.qat_epochs)

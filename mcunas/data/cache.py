@@ -14,6 +14,7 @@ previous cache intact.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -103,6 +104,8 @@ def _build(folder: Path, paths: list[Path], resolutions: list[int], channels: in
         out = {r: np.lib.format.open_memmap(tmp[r], mode="w+", dtype=np.uint8,
                                             shape=(max(len(paths), 1), r, r, channels))
                for r in resolutions}
+        for r in resolutions:
+            _reserve(tmp[r])
         failed: dict[int, str] = {}
         kept = 0
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool, \
@@ -139,6 +142,20 @@ def _build(folder: Path, paths: list[Path], resolutions: list[int], channels: in
     finally:
         for path in tmp.values():
             path.unlink(missing_ok=True)
+
+
+def _reserve(path: Path) -> None:
+    """Allocate the whole (sparse) file now: a full disk is then an OSError here, not SIGBUS mid-write.
+
+    Writing through a memory map into a sparse file's hole on a full disk
+    kills the process with SIGBUS, leaving the temporary file behind.
+    """
+    with open(path, "r+b") as f:
+        try:
+            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # file systems that cannot preallocate
+                raise OSError(exc.errno, exc.strerror, str(path)) from None
 
 
 def _shrink(path: Path, kept: int, resolution: int, channels: int) -> None:

@@ -67,15 +67,40 @@ def _coco_problem(data) -> str | None:
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
             return f"no '{key}' list"
-    needs = {"images": ("id", "file_name", "width", "height"),
-             "annotations": ("image_id", "category_id", "area", "bbox"),
-             "categories": ("id", "name")}
-    for key, fields in needs.items():
+    for key, fields in _FIELDS.items():
         for i, entry in enumerate(data[key]):
             missing = [f for f in fields if not isinstance(entry, dict) or f not in entry]
             if missing:
                 return f"{key}[{i}] lacks {', '.join(missing)}"
+            for field, (kind, expected) in fields.items():
+                if not kind(entry[field]):
+                    shown = repr(entry[field])
+                    return (f"{key}[{i}].{field} is {shown[:40] + '...' if len(shown) > 40 else shown}, "
+                            f"expected {expected}")
     return None
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
+
+
+def _is_id(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_box(v) -> bool:
+    return isinstance(v, list) and len(v) == 4 and all(_is_number(x) for x in v)
+
+
+# Each field the labelling reads, with its check: a wrong type would otherwise surface as a
+# TypeError deep inside pycocotools or the area rule.
+_FIELDS = {
+    "images": {"id": (_is_id, "an integer"), "file_name": (lambda v: isinstance(v, str) and v != "", "a file name"),
+               "width": (_is_number, "a number"), "height": (_is_number, "a number")},
+    "annotations": {"image_id": (_is_id, "an integer"), "category_id": (_is_id, "an integer"),
+                    "area": (_is_number, "a number"), "bbox": (_is_box, "[x, y, width, height] numbers")},
+    "categories": {"id": (_is_id, "an integer"), "name": (lambda v: isinstance(v, str), "a string")},
+}
 
 
 def class_ids(coco, names: list[str]) -> dict[str, int]:

@@ -1,18 +1,21 @@
 """One export folder: Keras model, int8 ``.tflite``, C array, arch string.
 
-``export_arch`` is what ``mcunas export`` and the search's winner export
-call.  Untrained architectures go through
+``export_arch`` is what ``mcunas export ARCH`` calls; a study's trial goes
+through :mod:`mcunas.export.trial`.  Both build the folder in a temporary
+sibling and swap it into place (:func:`export_folder`).  Untrained architectures go through
 :func:`mcunas.export.tflite.prepare_untrained` first (see there why); with
 ``weights`` the trained model is loaded instead and must match the arch.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from mcunas.arch import Arch
+from mcunas.atomic import atomic_folder
 from mcunas.errors import UserError
 from mcunas.input_convention import DEVICE_INPUT
 
@@ -60,15 +63,46 @@ def build_model(arch: Arch, weights: str | Path | None = None):
     return model
 
 
+EXPORT_FILES = ("model.keras", "model_int8.tflite", "model_data.h", "model_data.cc", "arch.txt", "report.md")
+
+
+@contextmanager
+def export_folder(out_dir: str | Path):
+    """A temporary folder that replaces ``out_dir`` whole once the export in it is complete.
+
+    (:func:`mcunas.atomic.atomic_folder`: a killed export leaves the previous
+    folder as it was; concurrent exports into one folder take turns.)  Because
+    the folder is replaced, ``out_dir`` must be new, empty or an earlier export:
+    a file, or a folder holding anything else, is refused in one line.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file: give a folder (new, empty or an earlier export)")
+    if out.is_dir():
+        others = sorted(p.name for p in out.iterdir() if p.name not in EXPORT_FILES)
+        if others:
+            raise UserError(f"--out {out} holds files an export does not write ({', '.join(others[:3])}"
+                            f"{', ...' if len(others) > 3 else ''}); an export replaces its folder whole: "
+                            "give a new or empty folder, or an earlier export")
+    with atomic_folder(out) as tmp:
+        yield tmp
+
+
 def export_arch(arch: Arch, out_dir: str | Path, weights: str | Path | None = None,
                 data: str | Path | None = None, target: str = "x86_64") -> dict:
-    """Write model.keras, model_int8.tflite, model_data.h/.cc and arch.txt into ``out_dir``."""
+    """Write model.keras, model_int8.tflite, model_data.h/.cc and arch.txt into ``out_dir`` (replaced whole)."""
+    with export_folder(out_dir) as tmp:
+        figures = write_arch_files(arch, tmp, weights, data, target)
+    return {**figures, "out": str(out_dir)}
+
+
+def write_arch_files(arch: Arch, out: Path, weights: str | Path | None = None,
+                     data: str | Path | None = None, target: str = "x86_64") -> dict:
+    """Write the export files of ``arch`` into the existing folder ``out``; returns the figures."""
     from mcunas.export.c_array import write_c_array
     from mcunas.export.tflite import convert_int8
     from mcunas.tflm import measure_arena
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     model = build_model(arch, weights)
     images = calibration_images(data, arch) if data is not None else None
     model.save(out / "model.keras")
@@ -82,7 +116,6 @@ def export_arch(arch: Arch, out_dir: str | Path, weights: str | Path | None = No
                   comment=f"arch: {arch}\n{state}; {DEVICE_INPUT}")
     return {
         "arch": str(arch),
-        "out": str(out),
         "trained": weights is not None,
         "calibration": f"{len(images)} images from {data}" if images is not None else "fallback noise images",
         "tflite_bytes": len(tflite),

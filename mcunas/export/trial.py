@@ -29,12 +29,25 @@ from mcunas.input_convention import DEVICE_INPUT
 def export_trial(row: pd.Series, keras_src: Path | None, tflite_src: Path | None, out_dir: str | Path,
                  boards: dict, board=None, data: str | None = None, study_name: str = "",
                  target: str = "x86_64") -> dict:
-    """Write the deployment folder of trial ``row`` from its model files; returns its figures."""
+    """Write the deployment folder of trial ``row`` from its model files; returns its figures.
+
+    The folder is built beside ``out_dir`` and swapped in whole
+    (:func:`mcunas.export.bundle.export_folder`): its ``.tflite``, C array and
+    ``kTensorArenaSize`` always come from one trial.
+    """
+    from mcunas.export.bundle import export_folder
+
+    with export_folder(out_dir) as tmp:
+        figures = _write_trial_files(row, keras_src, tflite_src, tmp, boards, board, data, study_name, target)
+    return {**figures, "out": str(out_dir)}
+
+
+def _write_trial_files(row: pd.Series, keras_src: Path | None, tflite_src: Path | None, out: Path,
+                       boards: dict, board, data: str | None, study_name: str, target: str) -> dict:
+    """The files of :func:`export_trial`, written into the existing (temporary) folder ``out``."""
     from mcunas.export.c_array import write_c_array
     from mcunas.tflm import measure_arena
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     if tflite_src is not None:
         if keras_src is not None:
             shutil.copyfile(keras_src, out / "model.keras")
@@ -42,9 +55,9 @@ def export_trial(row: pd.Series, keras_src: Path | None, tflite_src: Path | None
         origin = f"copied from trial {row.number}: {tflite_src} (the file its int8 accuracy was measured on)"
     else:
         from mcunas.arch import parse_arch
-        from mcunas.export.bundle import export_arch
+        from mcunas.export.bundle import write_arch_files
 
-        export_arch(parse_arch(row.arch), out, weights=keras_src, data=data, target=target)
+        write_arch_files(parse_arch(row.arch), out, weights=keras_src, data=data, target=target)
         origin = (f"re-converted from {keras_src} ({'calibrated on ' + data if data else 'noise calibration'}): "
                   "the trial's own .tflite is gone, so its recorded int8 accuracy was measured on another file")
     tflite = (out / "model_int8.tflite").read_bytes()
@@ -54,7 +67,7 @@ def export_trial(row: pd.Series, keras_src: Path | None, tflite_src: Path | None
                   comment=f"arch: {row.arch}\nstudy {study_name}, trial {row.number}, int8 accuracy "
                   f"{row.int8_accuracy:.4f}\n{DEVICE_INPUT}")
     figures = {
-        "study": study_name, "trial": int(row.number), "arch": row.arch, "out": str(out),
+        "study": study_name, "trial": int(row.number), "arch": row.arch,
         "int8_accuracy": float(row.int8_accuracy),
         "float_accuracy": None if pd.isna(row.float_accuracy) else float(row.float_accuracy),
         "predicted": _predicted(row),

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from mcunas.errors import UserError
-from mcunas.search.storage import default_storage_url, redact
+from mcunas.search.storage import check_study_name, default_storage_url, redact
 
 
 @dataclass
@@ -70,6 +70,7 @@ def load_study(name: str, storage_url: str | None = None) -> StudyTrials:
 
     from mcunas.search.results import trials_frame
 
+    check_study_name(name)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     url = storage_url or default_storage_url(name)
     storage = open_existing_storage(url)

@@ -36,6 +36,7 @@ import pandas as pd
 from mcunas.budget import COLUMN, Budget, judged_frame
 from mcunas.errors import UserError
 from mcunas.query.studies import StudyTrials
+from mcunas.search.storage import redact
 
 # Round steps (KB = 1000 B) that boards and the VWW paper use; MACs per inference.
 LADDERS = {
@@ -131,7 +132,7 @@ def study_answer(study: StudyTrials, budget: Budget, top: int) -> dict:
     ok = budget.fits(cands)
     inside = rank(cands[ok], keys)
     answer = {
-        "study": study.name, "storage": study.storage_url, "space": study.space,
+        "study": study.name, "storage": redact(study.storage_url), "space": study.space,
         "objectives": study.objectives, "ranked_by": describe_ranking(study),
         "search_budget": study.search_budget,
         "budget": {**budget.as_dict(), "description": budget.describe()},

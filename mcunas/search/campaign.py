@@ -320,8 +320,9 @@ def run_campaign(c: Campaign) -> dict:
 
 def _write_campaign_record(c: Campaign) -> None:
     """``campaign.json``: the run's settings as given (a storage password masked), for people reading the results folder."""
+    from mcunas.atomic import write_atomic
     from mcunas.search.storage import redact
 
-    (c.out_dir / "campaign.json").write_text(json.dumps(
+    write_atomic(c.out_dir / "campaign.json", json.dumps(
         {**asdict(c), "space": str(c.space.path), "results_dir": str(c.results_dir),
          "storage_url": redact(c.storage_url)}, indent=2, default=str))

@@ -33,6 +33,25 @@ def _journal_file_storage(path: Path):
     return optuna.storages.JournalStorage(backend)
 
 
+STUDY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+STUDY_NAME_RULE = "1-100 letters, digits, '_', '.' or '-', not starting with '.' or '-'"
+
+
+def check_study_name(name) -> str:
+    """``name`` if it is safe as a study name, else one line saying the rule.
+
+    The name becomes the folder ``results/<study>/`` (and the default journal
+    in it), so anything that could leave ``results/`` or hide there — a path
+    separator, ``..``, an absolute path, a leading dot or dash, a newline or
+    other control character, the empty name — is refused before anything is
+    written.  Every command that takes a study name calls this.
+    """
+    if not isinstance(name, str) or not STUDY_NAME.fullmatch(name):
+        raise UserError(f"study name {name!r} is not allowed: use {STUDY_NAME_RULE} "
+                        "(it names the folder results/<study>/)")
+    return name
+
+
 def default_storage_url(study: str) -> str:
     return f"journal:{RESULTS_DIR / study / 'study.journal'}"
 
@@ -59,6 +78,11 @@ def redact(url: str) -> str:
     if parts and parts[1] is not None:
         url = f"{parts[0]}:***{parts[2]}"
     return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", url)
+
+
+def _shown(text: str) -> str:
+    """A storage string that is no URL, quoted for an error line; not echoed when it may hold a password."""
+    return "(not shown: it holds an '@', so perhaps a password)" if "@" in text else f"'{text}'"
 
 
 def _quote_at_in_password(url: str) -> str:
@@ -146,7 +170,7 @@ def open_storage(url: str, heartbeat_s: int | None = None):
             raise UserError(f"cannot open journal storage {path}: {exc.strerror}") from None
     if "://" not in url:
         raise UserError(
-            f"unrecognised storage '{url}': use sqlite:///FILE.db, postgresql://USER:PASS@HOST/DB, "
+            f"unrecognised storage {_shown(url)}: use sqlite:///FILE.db, postgresql://USER:PASS@HOST/DB, "
             "journal:FILE or a path ending in .journal"
         )
     if url.startswith("sqlite:///"):

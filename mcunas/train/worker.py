@@ -60,8 +60,10 @@ def run_in_worker(job: TrainJob, on_epoch: Callable[[int, float], None],
     (job_dir / "job.json").write_text(json.dumps(asdict(job), indent=2))
     relayed = 0
     with (job_dir / "worker.log").open("w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "mcunas.train.worker", str(job_dir / "job.json")],
-                                stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        from mcunas.child import python_child  # isolated import path: nothing from the working folder
+
+        cmd, env = python_child("mcunas.train.worker", job_dir / "job.json")
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
         try:
             while proc.poll() is None:
                 time.sleep(POLL_S)
