@@ -127,6 +127,8 @@ def run(args) -> int:
         if int(s[key]) < 1:
             raise UserError(f"--{key.replace('_', '-')} must be at least 1, got {s[key]}")
     heartbeat_s = parse_heartbeat(s["heartbeat"])
+    timeout_s = parse_duration(s["timeout"])
+    candidate_timeout_s = parse_duration(s["candidate_timeout"], "--candidate-timeout")
     budget = budget_from_args(Namespace(**s), defaults=PAPER_BUDGET)
     space = load_space(s["space"])
     results_dir = Path(s["results_dir"])
@@ -145,10 +147,10 @@ def run(args) -> int:
         storage_url=s["storage"] or default_storage_url(s["study"]).replace("results/", f"{results_dir}/", 1),
         budget=budget, objectives=objectives, sampler=s["sampler"], pruner=s["pruner"],
         data=data and str(data), eval_data=s["eval_data"], n_trials=int(s["n_trials"]),
-        timeout_s=parse_duration(s["timeout"]), seed=int(s["seed"]), epochs=int(s["epochs"]),
+        timeout_s=timeout_s, seed=int(s["seed"]), epochs=int(s["epochs"]),
         batch=int(s["batch"]), recipe=s["recipe"], max_consecutive_rejections=int(s["max_rejections"]),
         results_dir=results_dir, heartbeat_s=heartbeat_s,
-        candidate_timeout_s=parse_duration(s["candidate_timeout"], "--candidate-timeout"),
+        candidate_timeout_s=candidate_timeout_s,
     )
     if campaign.needs_training:
         _check_data(campaign)
