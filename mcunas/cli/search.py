@@ -15,7 +15,7 @@ DEFAULTS = {
     "n_trials": 4, "timeout": None, "seed": 0, "sram": None, "flash": None, "macs": None, "board": None,
     "boards_file": None, "latency": None, "runtime": None, "budget_model": "deployable", "objectives": "accuracy,sram", "sampler": "tpe",
     "pruner": "none", "epochs": 3, "batch": 32, "recipe": "fast", "max_rejections": 2000,
-    "results_dir": "results", "heartbeat": None, "export_winner": True, "demo_images": 800,
+    "results_dir": "results", "heartbeat": None, "candidate_timeout": None, "export_winner": True, "demo_images": 800,
 }
 
 
@@ -44,6 +44,8 @@ def register(sub) -> None:
     a("--storage", help="Optuna storage URL (default: journal file results/<study>/study.journal)")
     a("--n-trials", type=int, help="trained candidates this run adds; rejections do not count (default 4)")
     a("--timeout", help="stop starting new candidates after this long, e.g. 8h, 30m, 90s")
+    a("--candidate-timeout", help="kill a candidate's training worker and fail the trial after this long, e.g. "
+      "20m (default: 10x the expected training time from epochs, images and MACs, at least 10m)")
     a("--seed", type=int, help="sampler and training seed (default 0)")
     add_budget_flags(p, "default: the VWW paper's 250KB SRAM, 250KB flash, 60M MACs, or the board's")
     a("--objectives", help=f"comma list from {', '.join(DIRECTIONS)} (default accuracy,sram)")
@@ -63,15 +65,18 @@ def register(sub) -> None:
     p.set_defaults(handler=run)
 
 
-def parse_duration(text: str | None) -> float | None:
+def parse_duration(text: str | None, flag: str = "--timeout") -> float | None:
     from mcunas.errors import UserError
 
     if text is None:
         return None
     parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms])", str(text).lower())
     if not parts or "".join(n + u for n, u in parts) != re.sub(r"\s", "", str(text).lower()):
-        raise UserError(f"cannot read --timeout '{text}': write e.g. 8h, 30m, 90s or 1h30m")
-    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+        raise UserError(f"cannot read {flag} '{text}': write e.g. 8h, 30m, 90s or 1h30m")
+    seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+    if seconds <= 0:
+        raise UserError(f"{flag} must be longer than 0, got '{text}'")
+    return seconds
 
 
 def parse_heartbeat(value) -> int | None:
@@ -163,6 +168,8 @@ def run(args) -> int:
         if int(s[key]) < 1:
             raise UserError(f"--{key.replace('_', '-')} must be at least 1, got {s[key]}")
     heartbeat_s = parse_heartbeat(s["heartbeat"])
+    timeout_s = parse_duration(s["timeout"])
+    candidate_timeout_s = parse_duration(s["candidate_timeout"], "--candidate-timeout")
     budget = budget_from_args(Namespace(**s), defaults=PAPER_BUDGET)
     space = load_space(s["space"])
     results_dir = Path(s["results_dir"])
@@ -181,9 +188,10 @@ def run(args) -> int:
         storage_url=s["storage"] or default_storage_url(s["study"]).replace("results/", f"{results_dir}/", 1),
         budget=budget, objectives=objectives, sampler=s["sampler"], pruner=s["pruner"],
         data=data and str(data), eval_data=s["eval_data"], n_trials=int(s["n_trials"]),
-        timeout_s=parse_duration(s["timeout"]), seed=int(s["seed"]), epochs=int(s["epochs"]),
+        timeout_s=timeout_s, seed=int(s["seed"]), epochs=int(s["epochs"]),
         batch=int(s["batch"]), recipe=s["recipe"], max_consecutive_rejections=int(s["max_rejections"]),
         results_dir=results_dir, heartbeat_s=heartbeat_s,
+        candidate_timeout_s=candidate_timeout_s,
     )
     if campaign.needs_training:
         _check_data(campaign)

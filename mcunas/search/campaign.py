@@ -50,6 +50,7 @@ class Campaign:
     max_consecutive_rejections: int = 2000
     results_dir: Path = field(default_factory=lambda: Path("results"))
     heartbeat_s: int | None = None
+    candidate_timeout_s: float | None = None  # None: derived from epochs, images and MACs (search.training)
 
     @property
     def needs_training(self) -> bool:
@@ -298,6 +299,10 @@ def run_campaign(c: Campaign) -> dict:
     share = precheck(c)
     study = open_study(c)
     _write_campaign_record(c)
+    if c.needs_training:
+        from mcunas.train.worker import shared_worker
+
+        shared_worker().start()  # TensorFlow imports in the worker while the first candidate is sampled
     run = _Run(c, study, Progress(c.n_trials, c.timeout_s, share))
     start = time.monotonic()
     try:

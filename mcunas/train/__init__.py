@@ -1,11 +1,11 @@
 """Training one candidate: Keras fit, int8 export, int8 accuracy, TFLM arena.
 
 :func:`train_candidate` is what the search runs for every candidate that fits
-its budget.  It runs in a worker process (:mod:`mcunas.train.worker`), never
-in the search's own process: TensorFlow's memory is returned to the system
-after every candidate, a crash or abort inside TF or TFLM fails one trial
-instead of the campaign, and a killed worker leaves no half-written files
-(artefacts are written to a temporary name and renamed).
+its budget.  It runs in a warm worker process (:mod:`mcunas.train.worker`),
+one candidate after another, never in the search's own process: a crash or
+abort inside TF or TFLM fails one trial instead of the campaign, and a
+killed worker leaves no half-written files (artefacts are written to a
+temporary name and renamed).
 
 The accuracy a trial records is the **int8** accuracy of the exported
 ``.tflite`` on the eval split — what the device will see; the float accuracy
@@ -24,12 +24,19 @@ from mcunas.atomic import atomic_path, write_atomic
 from mcunas.train.recipes import BN_MOMENTUM, compile_for_recipe
 
 
-def train_candidate(job, on_epoch=None) -> dict:
+class CandidateStopped(Exception):
+    """``should_stop`` said yes: the worker ends this candidate and takes the next."""
+
+
+def train_candidate(job, on_epoch=None, should_stop=None) -> dict:
     """Train, export and evaluate one architecture (a :class:`~mcunas.train.worker.TrainJob`).
 
     Returns the figures to record.  ``on_epoch(epoch, float_val_accuracy)``
     is called after every training epoch (not after QAT epochs, so a pruner
-    sees training epochs only).
+    sees training epochs only).  ``should_stop()`` is asked after every
+    training batch and before the export; when it says yes,
+    :class:`CandidateStopped` is raised (a pruned candidate ends within one
+    batch, and its worker stays warm).
     """
     from mcunas.arch import parse_arch
 
@@ -37,7 +44,9 @@ def train_candidate(job, on_epoch=None) -> dict:
     out_dir = Path(job.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (x_train, y_train), (x_eval, y_eval) = _splits(job, arch)
-    fitted = _fit(job, arch, x_train, y_train, x_eval, y_eval, on_epoch)
+    fitted = _fit(job, arch, x_train, y_train, x_eval, y_eval, on_epoch, should_stop)
+    if should_stop and should_stop():
+        raise CandidateStopped(f"after epoch {job.epochs}")
     calibration = _calibration_images(x_train, job.seed)
     qat = _fine_tune(job, arch, fitted, calibration, x_eval, y_eval) if job.qat_epochs else {}
     exported = _export_and_measure(fitted.model, arch, calibration, x_eval, y_eval, out_dir)
@@ -66,7 +75,7 @@ class _Fitted:
     float_accuracy: float
 
 
-def _fit(job, arch, x_train, y_train, x_eval, y_eval, on_epoch) -> _Fitted:
+def _fit(job, arch, x_train, y_train, x_eval, y_eval, on_epoch, should_stop=None) -> _Fitted:
     """The open-batch Keras model trained with the job's recipe, its datasets, seconds and float eval accuracy."""
     import keras
 
@@ -81,6 +90,15 @@ def _fit(job, arch, x_train, y_train, x_eval, y_eval, on_epoch) -> _Fitted:
     eval_ds = make_eval_dataset(x_eval, y_eval, job.batch)
 
     class _Report(keras.callbacks.Callback):
+        epoch = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            if should_stop and should_stop():
+                raise CandidateStopped(f"in epoch {self.epoch + 1}, batch {batch + 1}")
+
         def on_epoch_end(self, epoch, logs=None):
             if on_epoch:
                 on_epoch(epoch + 1, float(logs.get("val_accuracy", 0.0)))
