@@ -107,6 +107,8 @@ def open_study(c: Campaign):
     pruner = make_pruner(c.pruner, c.objectives, c.epochs)
     identity = _study_identity(c)
     try:  # exactly one of several workers starting at once creates the study
+        if c.study_name in summaries:  # resumed: checked before anything is written (a journal's failed
+            raise optuna.exceptions.DuplicatedStudyError  # create_study would still append a line)
         study = optuna.create_study(study_name=c.study_name, storage=storage, sampler=sampler, pruner=pruner,
                                     directions=[DIRECTIONS[o] for o in c.objectives])
     except optuna.exceptions.DuplicatedStudyError:
