@@ -90,7 +90,7 @@ def _plot(trained: pd.DataFrame, rejected: pd.DataFrame, stopped: pd.DataFrame, 
         test = pd.to_numeric(front["test_accuracy"])
         if test.notna().any():
             ax.scatter(front[x] / scale, test, marker="v", color="tab:green", s=30,
-                       label="its int8 test accuracy")
+                       label="the front's int8 test accuracy")
     if majority is not None:
         ax.axhline(majority, color="tab:purple", ls=":", lw=1.5,
                    label=f"majority class on test ({majority:.3f})")
