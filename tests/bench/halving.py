@@ -17,7 +17,7 @@ each study:
 Usage (from the repo root)::
 
     python tests/bench/halving.py --minutes 7 --epochs 4 --eta 2 --demo-images 300 \\
-        --data demo --data ../shared/data/vww01_dev --out /tmp/bench_halving
+        --data demo --data ../shared/data/vww01_dev --extra "--macs 10M" --out /tmp/bench_halving
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def arm_command(data: str, study: str, out: Path, a, halving: bool) -> list[str]
            "--epochs", str(a.epochs), "--n-trials", "1000", "--timeout", f"{a.minutes}m", "--seed", str(a.seed),
            "--no-export-winner", "--json"]
     cmd += ["--demo-images", str(a.demo_images)] if data == "demo" else ["--data", data]
-    return cmd + (["--halving", str(a.eta)] if halving else [])
+    return cmd + a.extra.split() + (["--halving", str(a.eta)] if halving else [])
 
 
 def read_arm(study: str, out: Path) -> dict:
@@ -90,6 +90,7 @@ def main() -> int:
     p.add_argument("--eta", type=int, default=2)
     p.add_argument("--demo-images", type=int, default=300)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--extra", default="", help="more `mcunas search` flags for both arms, e.g. '--macs 10M'")
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
