@@ -36,9 +36,12 @@ def test_train_with_qat_records_both_int8_accuracies_and_exports_the_predicted_g
                    "--qat-epochs", "1", "--json")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert result["eval_images"] == 32
+    assert result["test_images"] == 32  # the 20 % hash split; validation is a 20 % share of the other 128
+    n_val = result["val_images"]
+    assert abs(n_val - 0.2 * 128) <= 2 and result["train_images"] == 128 - n_val
     for key in ("float_accuracy", "int8_accuracy_before_qat", "float_accuracy_after_qat", "int8_accuracy"):
-        assert 0.0 <= result[key] <= 1.0 and (result[key] * 32) % 1 < 1e-6, key  # a count of the 32 images
+        assert 0.0 <= result[key] <= 1.0 and (result[key] * n_val) % 1 < 1e-6, key  # a count of the val images
+    assert (result["test_accuracy"] * 32) % 1 < 1e-6
     assert result["qat_s"] > 0
 
     # The QAT export is the normal export's graph, which the cost model predicts: same ops, size within 1 %.

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-SPLIT_HELP = ("which images: 'eval' (a built set's eval split, or the 20%% hash split of an MLPerf folder), "
+SPLIT_HELP = ("which images: 'eval' (a built set's eval split, or the 20%% hash split of an MLPerf folder: the test set "
+              "a search reports), "
               "'train', or 'all'. Default: 'eval' for a built set, 'all' for the two MLPerf folder formats, "
               "which have no split of their own")
 

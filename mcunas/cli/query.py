@@ -90,15 +90,16 @@ def _score(v, name: str) -> str:
 
 def _table(rows: list[dict], marks: set[int] = frozenset()) -> list[str]:
     latency = any(r.get("latency_high_ms") is not None for r in rows)
-    lines = [f"  {'#':>6} {'int8 acc':>8} {'SRAM':>10} {'flash':>10} {'MACs':>8}"
+    lines = [f"  {'#':>6} {'val int8':>8} {'test int8':>9} {'SRAM':>10} {'flash':>10} {'MACs':>8}"
              + (f" {'latency':>10}" if latency else "") + "  arch"]
     for r in rows:
         acc = "-" if r["int8_accuracy"] is None else f"{r['int8_accuracy']:.4f}"
+        test = "-" if r.get("test_accuracy") is None else f"{r['test_accuracy']:.4f}"
         star = "*" if r["number"] in marks else " "
         sram = _kb(r["sram_bytes"]) + ("m" if r["sram_figure"] == "measured" else " ")
         flash = _kb(r["flash_bytes"]) + ("m" if r["flash_figure"] == "measured" else " ")
         ms = f" {r['latency_high_ms']:>8.1f}ms" if latency else ""
-        lines.append(f" {star}{r['number']:>6} {acc:>8} {sram:>10} {flash:>10} {r['macs'] / 1e6:>7.2f}M{ms}  {r['arch']}"
+        lines.append(f" {star}{r['number']:>6} {acc:>8} {test:>9} {sram:>10} {flash:>10} {r['macs'] / 1e6:>7.2f}M{ms}  {r['arch']}"
                      + (f"   over: {r['over_by']}" if r.get("over_by") else ""))
     return lines
 
@@ -132,6 +133,9 @@ def _print_text(result: dict, top: int) -> None:
         counts = ", ".join(f"{v} {k}" for k, v in s["status_counts"].items())
         out.append(f"study {s['study']} ({s['storage']}): {s['trials']} trials ({counts}); {s['ranked_by']}")
         out.append(f"  budget applied: {s['budget']['description']}")
+        if s.get("majority_test_accuracy") is not None:
+            out.append(f"  baseline: always answering the test set's majority class scores "
+                       f"{s['majority_test_accuracy']:.4f} (val int8 = selected on; test int8 = reported only)")
         out.append(f"  {s['fitting']} of {s['candidates']} rankable trials fit"
                    + (f"; {s['untrained_fitting']} candidates the campaign rejected would fit but were never "
                       "trained" if s.get("untrained_fitting") else ""))

@@ -16,6 +16,7 @@ DEFAULTS = {
     "boards_file": None, "latency": None, "runtime": None, "budget_model": "deployable", "objectives": "accuracy,sram", "sampler": "tpe",
     "pruner": "none", "epochs": 3, "batch": 32, "recipe": "fast", "max_rejections": 2000,
     "results_dir": "results", "heartbeat": None, "candidate_timeout": None, "export_winner": True, "demo_images": 800,
+    "halving": None, "rungs": None,
 }
 
 
@@ -39,7 +40,8 @@ def register(sub) -> None:
     a("--config", help="campaign YAML with any of these flags as keys")
     a("--space", help="space name in search_spaces/ or a YAML path (default mobilenet_v1)")
     a("--data", help="training data: a built VWW set, a person/non_person folder or a vww01 folder")
-    a("--eval-data", help="separate evaluation data (default: the eval split of --data)")
+    a("--eval-data", help="the test set (default: the eval split of --data); the search selects on a seeded, "
+      "stratified validation share of --data and only reports test accuracy")
     a("--study", help="study name (default demo)")
     a("--storage", help="Optuna storage URL (default: journal file results/<study>/study.journal)")
     a("--n-trials", type=int, help="trained candidates this run adds; rejections do not count (default 4)")
@@ -52,6 +54,11 @@ def register(sub) -> None:
     a("--sampler", choices=SAMPLERS, help="Optuna sampler (default tpe)")
     a("--pruner", choices=PRUNERS, help="epoch pruner, single accuracy objective only")
     a("--epochs", type=int, help="training epochs per candidate (default 3)")
+    a("--halving", metavar="ETA", help="Pareto-aware successive halving (multi-objective studies): at each rung "
+      "only candidates whose non-dominated rank (rung validation accuracy vs the cost objectives) is in the best "
+      "1/ETA go on; rungs at epochs/ETA, epochs/ETA^2, ...")
+    a("--rungs", help="the rungs as epochs instead, e.g. 1,3 (increasing, at most --epochs); implies --halving 3 "
+      "unless --halving is given")
     a("--batch", type=int, help="batch size (default 32)")
     a("--recipe", choices=RECIPES, help="fast (Adam, cosine) or paper (RMSProp 0.9/0.9, lr 0.045 x0.98/epoch)")
     a("--max-rejections", type=int, help="stop after this many consecutive over-budget candidates (default 2000)")
@@ -158,6 +165,7 @@ def run(args) -> int:
     from mcunas.cli.flags import budget_from_args
     from mcunas.errors import UserError
     from mcunas.search.campaign import Campaign, run_campaign
+    from mcunas.search.halving import parse_halving
     from mcunas.search.objectives import parse_objectives
     from mcunas.search.storage import check_study_name, default_storage_url
     from mcunas.spaces import load_space
@@ -174,6 +182,7 @@ def run(args) -> int:
     space = load_space(s["space"])
     results_dir = Path(s["results_dir"])
     objectives = parse_objectives(s["objectives"])
+    halving = parse_halving(s["halving"], s["rungs"], int(s["epochs"]), objectives, s["pruner"])
     data = s["data"]
     if "accuracy" not in objectives:
         data = None  # cost-only objectives never train
@@ -191,10 +200,10 @@ def run(args) -> int:
         timeout_s=timeout_s, seed=int(s["seed"]), epochs=int(s["epochs"]),
         batch=int(s["batch"]), recipe=s["recipe"], max_consecutive_rejections=int(s["max_rejections"]),
         results_dir=results_dir, heartbeat_s=heartbeat_s,
-        candidate_timeout_s=candidate_timeout_s,
+        candidate_timeout_s=candidate_timeout_s, halving=halving,
     )
     if campaign.needs_training:
-        _check_data(campaign)
+        campaign.data_figures = _check_data(campaign)
     figures = run_campaign(campaign)
     if s["export_winner"] and campaign.needs_training:
         figures["winner"] = _export_winner(campaign)
@@ -219,13 +228,15 @@ def _demo_data(folder: Path, n: int, seed: int) -> str:
     return str(folder)
 
 
-def _check_data(c) -> None:
-    """Fail fast (one line) on a folder in no known format, before any study is created."""
-    from mcunas.data.formats import detect_format
+def _check_data(c) -> dict:
+    """Validate the data folders once (one line on the first problem), before any study is touched.
 
-    for path in (c.data, c.eval_data):
-        if path:
-            detect_format(Path(path))
+    Returns the figures the study records: test/validation/train sizes and
+    ``majority_test_accuracy``.
+    """
+    from mcunas.data.check import check_search_data
+
+    return check_search_data(c.data, c.eval_data, c.seed)
 
 
 def _export_winner(c) -> str | None:

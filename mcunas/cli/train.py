@@ -15,13 +15,14 @@ def register(sub) -> None:
         "train",
         help="train one architecture and report float and int8 accuracy",
         description="Train an architecture string or preset with a campaign's recipe, export it to "
-        "full-int8, and print its float and int8 eval accuracy and TFLM arena. Files go to --out.",
+        "full-int8, and print its float and int8 validation accuracy, its int8 test accuracy and TFLM arena "
+        "(train / validation / test split as in `mcunas search`, see README). Files go to --out.",
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("arch", nargs="?", help="architecture string")
     src.add_argument("--preset", help="a named preset, e.g. mlperf-vww")
     p.add_argument("--data", required=True, help="training data (any format `mcunas search --data` takes)")
-    p.add_argument("--eval-data", help="separate evaluation data (default: the eval split of --data)")
+    p.add_argument("--eval-data", help="test data (default: the eval split of --data); validation is then drawn from all of --data")
     p.add_argument("--out", required=True, help="folder for model.keras and model_int8.tflite")
     p.add_argument("--epochs", type=int, default=3, help="epochs (default 3)")
     p.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
@@ -58,7 +59,7 @@ def run(args) -> int:
         raise UserError(f"--out {args.out} is a file: give a folder for model.keras and model_int8.tflite")
     job = TrainJob(arch=str(arch), data=args.data, eval_data=args.eval_data, epochs=args.epochs,
                    batch=args.batch, recipe=args.recipe, seed=args.seed, out_dir=args.out,
-                   qat_epochs=args.qat_epochs)
+                   qat_epochs=args.qat_epochs, split_seed=args.seed)
 
     def on_epoch(epoch: int, accuracy: float) -> None:
         print(f"mcunas: epoch {epoch}: float val accuracy {accuracy:.3f}", file=sys.stderr, flush=True)

@@ -48,6 +48,48 @@ def detect_format(path: Path) -> str:
     raise UserError(f"--data {path} {what}: expected {FORMATS_HELP}")
 
 
+def check_label(label: int, where: str) -> None:
+    """Refuse (one line) any label but 0 (non-person) and 1 (person): the models have two outputs."""
+    if label not in (0, 1):
+        raise UserError(f"{where} has label {label}; labels must be 0 (non-person) or 1 (person): fix that row")
+
+
+def dataset_items(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Every listed item of a dataset folder — names, int32 labels, split names — without decoding an image.
+
+    Labels are checked (0 or 1) and, for vww01, every ``.bin`` must be
+    present and exactly 96×96×3 bytes (``VWW01_BYTES``): what the search's
+    up-front check (:mod:`mcunas.data.check`) reads.
+    """
+    path = Path(path)
+    fmt = detect_format(path)
+    if fmt == "built":
+        rows, labels, splits = _manifest(path)
+        return [r["file_name"] for r in rows], labels, splits
+    names, labels = _vww01_items(path) if fmt == "vww01" else _folder_items(path)
+    if fmt == "vww01":
+        for name in names:
+            _check_bin(path, name)
+    splits = np.asarray([hash_split(Path(n).name) for n in names])
+    return names, np.asarray(labels, dtype=np.int32), splits
+
+
+VWW01_BYTES = 96 * 96 * 3
+
+
+def _check_bin(path: Path, name: str) -> None:
+    try:
+        size = (path / name).stat().st_size
+        with open(path / name, "rb"):
+            pass
+    except OSError as exc:
+        raise UserError(f"{path / 'y_labels.csv'} lists {name}, which cannot be read ({exc.strerror}): "
+                        "restore the file or remove its row") from None
+    if size != VWW01_BYTES:
+        raise UserError(f"{path / name} is {size:,} bytes, not {VWW01_BYTES:,} (96x96x3 raw RGB): "
+                        "restore the file or remove its row from y_labels.csv")
+
+
 def cache_root() -> Path:
     if os.environ.get("MCUNAS_CACHE_DIR"):
         return Path(os.environ["MCUNAS_CACHE_DIR"])
@@ -100,6 +142,7 @@ def _vww01_items(path: Path) -> tuple[list[str], list[int]]:
             except ValueError:
                 raise UserError(f"{path / 'y_labels.csv'} line {number} is {','.join(row)!r}; expected "
                                 "file_name,2,label") from None
+            check_label(labels[-1], f"{path / 'y_labels.csv'} line {number}")
             names.append(name)
     if not names:
         raise UserError(f"{path / 'y_labels.csv'} lists no images")
@@ -110,13 +153,10 @@ def _read_built(path: Path, resolution: int, channels: int,
                 rebuilt: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from mcunas.data.build import build
 
+    _, labels, splits = _manifest(path)
     try:
-        with open(path / "manifest.csv", newline="") as f:
-            rows = list(csv.DictReader(f))
         record = json.loads((path / "build.json").read_text())
-        labels = np.asarray([int(r["label"]) for r in rows], dtype=np.int32)
-        splits = np.asarray([r["split"] for r in rows])
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError) as exc:
         raise UserError(f"--data {path} is a damaged built set ({exc}); run `mcunas data build` again") from None
     name = cache_name(resolution, channels)
     cache = open_cache(path / "cache", resolution, channels)
@@ -135,6 +175,23 @@ def _read_built(path: Path, resolution: int, channels: int,
         raise UserError(f"--data {path}: cache {name} is missing or does not match manifest.csv; "
                         "run `mcunas data build` again")
     return cache.images, labels, splits
+
+
+def _manifest(path: Path) -> tuple[list[dict], np.ndarray, np.ndarray]:
+    """A built set's manifest rows, int32 labels and splits, each row checked."""
+    try:
+        with open(path / "manifest.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        labels = np.asarray([int(r["label"]) for r in rows], dtype=np.int32)
+        splits = np.asarray([r["split"] for r in rows])
+    except (OSError, ValueError, KeyError) as exc:
+        raise UserError(f"--data {path} is a damaged built set ({exc}); run `mcunas data build` again") from None
+    for number, (label, split) in enumerate(zip(labels, splits), 2):
+        check_label(int(label), f"{path / 'manifest.csv'} line {number}")
+        if split not in ("train", "eval"):
+            raise UserError(f"{path / 'manifest.csv'} line {number} has split {split!r}, not train or eval: "
+                            "run `mcunas data build` again")
+    return rows, labels, splits
 
 
 def _fingerprint_of(folder: Path, name: str) -> str | None:

@@ -70,6 +70,7 @@ def _write_trial_files(row: pd.Series, keras_src: Path | None, tflite_src: Path 
         "study": study_name, "trial": int(row.number), "arch": row.arch,
         "int8_accuracy": float(row.int8_accuracy),
         "float_accuracy": None if pd.isna(row.float_accuracy) else float(row.float_accuracy),
+        "test_accuracy": None if pd.isna(row.get("test_accuracy")) else float(row.test_accuracy),
         "predicted": _predicted(row),
         "tflm_arena_bytes": measured["tflm_arena_bytes"],
         "tflm_head_bytes": measured["tflm_head_bytes"], "tflm_tail_bytes": measured["tflm_tail_bytes"],
@@ -130,8 +131,9 @@ def report_md(f: dict) -> str:
     lines = [
         f"# Trial {f['trial']} of study `{f['study']}`", "",
         f"`{f['arch']}`", "",
-        f"- int8 accuracy (eval split, recorded by the search): **{f['int8_accuracy']:.4f}**"
-        + (f"; float {f['float_accuracy']:.4f}" if f["float_accuracy"] is not None else ""),
+        f"- int8 accuracy (validation set, what the search selected on): **{f['int8_accuracy']:.4f}**"
+        + (f"; float {f['float_accuracy']:.4f}" if f["float_accuracy"] is not None else "")
+        + (f"; int8 test accuracy {f['test_accuracy']:.4f}" if f.get("test_accuracy") is not None else ""),
         f"- MACs per inference: {f['predicted']['macs']:,}; parameters (BatchNorm folded): {_n(p['params'])}",
         f"- model: {f['origin']}",
         "",

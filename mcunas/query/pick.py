@@ -32,7 +32,7 @@ from mcunas.search.storage import RESULTS_DIR
 WHY_NO_MODEL = {
     "rejected": "was rejected before training ({reason}): it has no model",
     "failed": "failed ({reason}): it has no model",
-    "pruned": "was pruned during training: it has no model",
+    "pruned": "was stopped during training ({reason}): it has no model",
     "running": "is still running: it has no model yet",
     "waiting": "is waiting to run: it has no model yet",
 }

@@ -31,6 +31,7 @@ class StudyTrials:
     search_budget: dict | None  # Budget.as_dict() the campaign searched under, if known
     space: str | None
     frame: pd.DataFrame
+    majority_test_accuracy: float | None = None  # the test set's majority-class share, when recorded
 
     @property
     def needs_training(self) -> bool:
@@ -81,7 +82,7 @@ def load_study(name: str, storage_url: str | None = None) -> StudyTrials:
     study = optuna.load_study(study_name=name, storage=storage)
     return StudyTrials(name=name, storage_url=url, objectives=_objectives(study),
                        search_budget=study.user_attrs.get("budget"), space=study.user_attrs.get("space"),
-                       frame=trials_frame(study))
+                       frame=trials_frame(study), majority_test_accuracy=study.user_attrs.get("majority_test_accuracy"))
 
 
 def load_studies(names: list[str], storage_url: str | None = None) -> list[StudyTrials]:

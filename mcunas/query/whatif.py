@@ -16,7 +16,11 @@ campaign budget (when that was set in the same budget model), so
 known campaign budget the dimension is not limited.
 
 **Ranking.** A study whose objectives include ``accuracy`` ranks its trained
-trials by int8 accuracy, ties to the smaller SRAM figure.  A cost-only study
+trials by int8 accuracy, ties to the smaller SRAM figure.  That is the int8
+accuracy on the validation set, the one the search selected on; the int8
+test accuracy (``test_accuracy``, never selected on) is shown beside it, and
+the study's ``majority_test_accuracy`` baseline with the answer.  Trials
+stopped by ``--halving`` are counted as ``pruned`` and never ranked.  A cost-only study
 (e.g. ``capacity,sram``) has no accuracy: its candidates — including ones its
 campaign rejected, since no training is needed to judge them — are ranked by
 its objectives in order (``capacity`` = MACs, larger first).
@@ -49,7 +53,7 @@ LADDERS = {
 # objective -> (column, larger is better)
 OBJECTIVE_ORDER = {"accuracy": ("int8_accuracy", True), "capacity": ("macs", True), "macs": ("macs", False),
                    "sram": ("sram_bytes", False), "flash": ("flash_bytes", False)}
-SHOWN = ["study", "number", "status", "int8_accuracy", "float_accuracy", "sram_bytes", "sram_figure",
+SHOWN = ["study", "number", "status", "int8_accuracy", "test_accuracy", "float_accuracy", "sram_bytes", "sram_figure",
          "flash_bytes", "flash_figure", "macs", "latency_high_ms", "params", "arch"]
 
 
@@ -134,7 +138,7 @@ def study_answer(study: StudyTrials, budget: Budget, top: int) -> dict:
     answer = {
         "study": study.name, "storage": redact(study.storage_url), "space": study.space,
         "objectives": study.objectives, "ranked_by": describe_ranking(study),
-        "search_budget": study.search_budget,
+        "search_budget": study.search_budget, "majority_test_accuracy": study.majority_test_accuracy,
         "budget": {**budget.as_dict(), "description": budget.describe()},
         "trials": int(len(study.frame)),
         "status_counts": {k: int(v) for k, v in study.frame.status.value_counts().items()},

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from mcunas.budget import Budget, cost_members, share_that_fits
 from mcunas.errors import UserError
+from mcunas.search.halving import Halving
 from mcunas.search.objectives import DIRECTIONS, objective_values
 from mcunas.search.progress import Progress
 from mcunas.spaces import Space, reference_choices, sample_arch
@@ -51,6 +52,8 @@ class Campaign:
     results_dir: Path = field(default_factory=lambda: Path("results"))
     heartbeat_s: int | None = None
     candidate_timeout_s: float | None = None  # None: derived from epochs, images and MACs (search.training)
+    halving: Halving | None = None
+    data_figures: dict = field(default_factory=dict)  # mcunas.data.check: test size, majority_test_accuracy
 
     @property
     def needs_training(self) -> bool:
@@ -77,7 +80,16 @@ def precheck(c: Campaign) -> float:
 
 
 def _study_identity(c: Campaign) -> dict:
-    return {"space": c.space.name, "objectives": c.objectives, "budget": c.budget.as_dict()}
+    """What one study must keep across runs: its candidates are judged and compared under these."""
+    return {"space": c.space.name, "objectives": c.objectives, "budget": c.budget.as_dict(),
+            "space_sha256": space_fingerprint(c.space), "halving": c.halving and c.halving.as_dict()}
+
+
+def space_fingerprint(space: Space) -> str:
+    """SHA-256 of the space's content (key order, comments and layout of the YAML do not count)."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(space.spec, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def open_study(c: Campaign):
@@ -96,13 +108,18 @@ def open_study(c: Campaign):
     pruner = make_pruner(c.pruner, c.objectives, c.epochs)
     identity = _study_identity(c)
     try:  # exactly one of several workers starting at once creates the study
+        if c.study_name in summaries:  # resumed: checked before anything is written (a journal's failed
+            raise optuna.exceptions.DuplicatedStudyError  # create_study would still append a line)
         study = optuna.create_study(study_name=c.study_name, storage=storage, sampler=sampler, pruner=pruner,
                                     directions=[DIRECTIONS[o] for o in c.objectives])
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=c.study_name, storage=storage, sampler=sampler, pruner=pruner)
         _check_identity(study, identity, c)
+        for key, value in {**identity, **c.data_figures}.items():  # a study from before these were recorded
+            if key not in study.user_attrs:
+                study.set_user_attr(key, value)
     else:
-        for key, value in identity.items():
+        for key, value in {**identity, **c.data_figures}.items():
             study.set_user_attr(key, value)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "experimental" since Optuna 3.2, still there in 5
@@ -120,16 +137,33 @@ def open_study(c: Campaign):
 
 
 def _check_identity(study, identity: dict, c: Campaign) -> None:
-    """Refuse (one line, nothing written) to add to a study made for another space or objectives."""
-    stored = {k: study.user_attrs.get(k) for k in identity}
-    if stored["objectives"] is None and len(study.directions) != len(c.objectives):
+    """Refuse (one line, nothing written) to add to a study made for another space, objectives, budget or halving.
+
+    One study judged under two budgets, or sampled from two versions of a
+    space file, would mix candidates that were never comparable; a study
+    recorded before a key existed is not refused on that key.
+    """
+    stored = {k: study.user_attrs.get(k, "unrecorded") for k in identity}
+    if stored["objectives"] == "unrecorded" and len(study.directions) != len(c.objectives):
         stored["objectives"] = f"{len(study.directions)} objective(s)"
     for key, flag in (("space", "--space"), ("objectives", "--objectives")):
-        if stored[key] is not None and stored[key] != identity[key]:
+        if stored[key] != "unrecorded" and stored[key] != identity[key]:
             raise UserError(
                 f"study '{c.study_name}' exists with {key} {stored[key]!r}, not {identity[key]!r}: "
                 f"rerun with the same {flag} or pick a new --study name"
             )
+    if stored["space_sha256"] not in ("unrecorded", identity["space_sha256"]):
+        raise UserError(f"space file {c.space.path} changed since study '{c.study_name}' began: restore it, or "
+                        "pick a new --study name for the edited space")
+    if stored["budget"] != "unrecorded" and Budget.from_dict(stored["budget"]) != c.budget:
+        raise UserError(f"study '{c.study_name}' was searched under {Budget.from_dict(stored['budget']).describe()}, "
+                        f"not {c.budget.describe()}: rerun with the same budget flags, or pick a new --study name "
+                        "(`mcunas query --sram ...` answers other budgets from this study)")
+    if stored["halving"] != "unrecorded" and stored["halving"] != identity["halving"]:
+        was = "no --halving" if stored["halving"] is None else f"--halving {stored['halving']['eta']} rungs {stored['halving']['rungs']}"
+        now = "no --halving" if identity["halving"] is None else f"--halving {c.halving.eta} rungs {list(c.halving.rungs)}"
+        raise UserError(f"study '{c.study_name}' ran with {was}, not {now}: rerun with the same --halving/--rungs/"
+                        "--epochs, or pick a new --study name")
 
 
 def seed_with_reference_networks(study, c: Campaign, limit: int = 2) -> list[str]:
@@ -165,14 +199,19 @@ def cost_candidate(trial, space: Space, budget: Budget) -> tuple[str, dict, list
 
 
 def _trained_results(study) -> dict[str, dict]:
-    """Arch string -> recorded training result, to avoid training one network twice."""
+    """Arch string -> recorded training result (or halving stop), to avoid training one network twice."""
     import optuna
 
     out = {}
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        if "int8_accuracy" in t.user_attrs:
-            out[t.user_attrs["arch"]] = {k: t.user_attrs[k] for k in t.user_attrs if k not in ("arch", "costs")}
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                      optuna.trial.TrialState.PRUNED)):
+        if "int8_accuracy" in t.user_attrs or "rung" in t.user_attrs:
+            out[t.user_attrs["arch"]] = {k: v for k, v in t.user_attrs.items() if k not in _OWN_ATTRS}
     return out
+
+
+# a trial's own bookkeeping, never copied to a later trial of the same network
+_OWN_ATTRS = ("arch", "costs", "worker", "retry", "retried_from", "retry_reason", "seeded_from")
 
 
 class CandidateFailed(Exception):
@@ -210,7 +249,7 @@ class _Run:
             self._rejected(trial, reasons)
             return objective_values(c.objectives, costs, c.budget, None)
         self.rejections_in_a_row = 0
-        self.counts["trained"] += 1  # a pruned candidate used training time too
+        self.counts["trained"] += 1  # taken back if it is pruned or fails
         if not c.needs_training:
             self.progress.trained(trial.number, arch, None)
             return objective_values(c.objectives, costs, c.budget, None)
@@ -235,13 +274,18 @@ class _Run:
         from mcunas.search.training import train_for_trial
 
         if arch in self.trained_before:
-            return {**self.trained_before[arch], "duplicate_of_earlier_trial": True}
+            earlier = {**self.trained_before[arch], "duplicate_of_earlier_trial": True}
+            if "rung" not in earlier:
+                return earlier
+            for key, value in earlier.items():  # stopped before by --halving: stopped again, untrained
+                trial.set_user_attr(key, value)
+            self._pruned(trial, f"is a network stopped at rung {earlier['rung']} before: stopped again")
         try:
             result = train_for_trial(self.c, trial, arch, self.progress)
         except optuna.TrialPruned as exc:
-            self.counts["pruned"] += 1
-            self.progress.note(f"trial {trial.number} {exc}")
-            raise
+            if "rung" in trial.user_attrs:
+                self.trained_before[arch] = {k: v for k, v in trial.user_attrs.items() if k not in _OWN_ATTRS}
+            self._pruned(trial, str(exc))
         if "error" not in result:
             self.failures_in_a_row = 0
             return result
@@ -254,6 +298,15 @@ class _Run:
         if self.failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:
             self.study.stop()
         raise CandidateFailed(result["error"])
+
+    def _pruned(self, trial, why: str) -> None:
+        """Count a stopped candidate (not as trained: ``--n-trials`` counts finished ones) and stop it."""
+        import optuna
+
+        self.counts["trained"] -= 1
+        self.counts["pruned"] += 1
+        self.progress.note(f"trial {trial.number} {why}")
+        raise optuna.TrialPruned(why)
 
     def after_trial(self, study, frozen) -> None:
         """Rewrite the result files after every trial that was not a rejection; stop when enough trained."""

@@ -1,6 +1,6 @@
 """What a study optimises, and the sampler that proposes candidates.
 
-Objectives are named: ``accuracy`` (int8 accuracy on the eval split, needs
+Objectives are named: ``accuracy`` (int8 accuracy on the validation set, needs
 training), ``sram`` and ``flash`` (the budget model's figures, so the
 deployable TFLM arena and ``.tflite`` size by default), ``macs``, and
 ``capacity`` (MACs maximised: a training-free proxy for accuracy, used to

@@ -63,7 +63,9 @@ class Progress:
         acc = result["int8_accuracy"]
         if self.best is None or acc > self.best[0]:
             self.best = (acc, str(number))
-        self.note(f"trial {number} int8 {acc:.3f} (float {result['float_accuracy']:.3f}, "
+        test = result.get("test_accuracy")
+        self.note(f"trial {number} int8 val {acc:.3f}" + (f" test {test:.3f}" if test is not None else "")
+                  + f" (float {result['float_accuracy']:.3f}, "
                   f"{result['train_s']:.0f}s): {arch} {self._status()}")
 
     def failed(self, number: int, reason: str) -> None:

@@ -7,9 +7,13 @@ abort inside TF or TFLM fails one trial instead of the campaign, and a
 killed worker leaves no half-written files (artefacts are written to a
 temporary name and renamed).
 
-The accuracy a trial records is the **int8** accuracy of the exported
-``.tflite`` on the eval split — what the device will see; the float accuracy
-of the Keras model is recorded beside it.  With ``qat_epochs`` the trained
+The data is split three ways (:func:`mcunas.data.train_val_test`): the model
+trains on ``train``, the search selects on ``val``, and ``test`` is only
+reported.  ``int8_accuracy`` (the accuracy objective, the key queries rank
+by) is the **int8** accuracy of the exported ``.tflite`` on the validation
+set — what the device will see — and equals ``val_accuracy``;
+``test_accuracy`` is the same file's int8 accuracy on the test set, which
+nothing selects on.  ``float_accuracy`` is the Keras model's on validation.  With ``qat_epochs`` the trained
 model is fine-tuned quantisation-aware (:mod:`mcunas.train.qat`) before the
 export, and the int8 accuracy before that is recorded too.
 """
@@ -43,26 +47,18 @@ def train_candidate(job, on_epoch=None, should_stop=None) -> dict:
     arch = parse_arch(job.arch)
     out_dir = Path(job.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (x_train, y_train), (x_eval, y_eval) = _splits(job, arch)
-    fitted = _fit(job, arch, x_train, y_train, x_eval, y_eval, on_epoch, should_stop)
+    from mcunas.data import train_val_test
+
+    sets = train_val_test(job.data, job.eval_data, arch.resolution, arch.in_channels, job.split_seed)
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = sets["train"], sets["val"], sets["test"]
+    fitted = _fit(job, arch, x_train, y_train, x_val, y_val, on_epoch, should_stop)
     if should_stop and should_stop():
         raise CandidateStopped(f"after epoch {job.epochs}")
     calibration = _calibration_images(x_train, job.seed)
-    qat = _fine_tune(job, arch, fitted, calibration, x_eval, y_eval) if job.qat_epochs else {}
-    exported = _export_and_measure(fitted.model, arch, calibration, x_eval, y_eval, out_dir)
-    return {"float_accuracy": fitted.float_accuracy, "int8_accuracy": exported.pop("int8_accuracy"),
-            "eval_images": exported.pop("eval_images"), "train_s": round(fitted.train_s, 2), **qat, **exported}
-
-
-def _splits(job, arch):
-    """(train, eval) images and labels: with separate eval data all of ``data`` trains."""
-    from mcunas.data import load_split
-
-    size, channels = arch.resolution, arch.in_channels
-    separate_eval = bool(job.eval_data)
-    train = load_split(job.data, "all" if separate_eval else "train", size, channels)
-    evaluation = load_split(job.eval_data or job.data, "all" if separate_eval else "eval", size, channels)
-    return train, evaluation
+    qat = _fine_tune(job, arch, fitted, calibration, x_val, y_val) if job.qat_epochs else {}
+    exported = _export_and_measure(fitted.model, arch, calibration, (x_val, y_val), (x_test, y_test), out_dir)
+    return {"float_accuracy": fitted.float_accuracy, **exported, "train_images": len(y_train),
+            "train_s": round(fitted.train_s, 2), **qat}
 
 
 @dataclass
@@ -75,8 +71,8 @@ class _Fitted:
     float_accuracy: float
 
 
-def _fit(job, arch, x_train, y_train, x_eval, y_eval, on_epoch, should_stop=None) -> _Fitted:
-    """The open-batch Keras model trained with the job's recipe, its datasets, seconds and float eval accuracy."""
+def _fit(job, arch, x_train, y_train, x_val, y_val, on_epoch, should_stop=None) -> _Fitted:
+    """The open-batch Keras model trained with the job's recipe, its datasets, seconds and float validation accuracy."""
     import keras
 
     from mcunas.data import make_eval_dataset, make_train_dataset
@@ -87,7 +83,7 @@ def _fit(job, arch, x_train, y_train, x_eval, y_eval, on_epoch, should_stop=None
     steps_per_epoch = max(1, len(x_train) // job.batch)
     compile_for_recipe(model, job.recipe, steps_per_epoch, job.epochs)
     train_ds = make_train_dataset(x_train, y_train, job.batch, seed=int(job.seed))
-    eval_ds = make_eval_dataset(x_eval, y_eval, job.batch)
+    eval_ds = make_eval_dataset(x_val, y_val, job.batch)
 
     class _Report(keras.callbacks.Callback):
         epoch = 0
@@ -127,14 +123,14 @@ def _deployable(model, arch):
     return deploy
 
 
-def _fine_tune(job, arch, fitted: _Fitted, calibration, x_eval, y_eval) -> dict:
+def _fine_tune(job, arch, fitted: _Fitted, calibration, x_val, y_val) -> dict:
     """Quantisation-aware fine-tuning of ``fitted.model`` in place; int8 accuracy before it and float after."""
     from mcunas.data import evaluate_tflite
     from mcunas.export.tflite import convert_int8
     from mcunas.train.qat import qat_finetune
 
     before = convert_int8(_deployable(fitted.model, arch), calibration)
-    figures = {"int8_accuracy_before_qat": float(evaluate_tflite(before, x_eval, y_eval)["accuracy"])}
+    figures = {"int8_accuracy_before_qat": float(evaluate_tflite(before, x_val, y_val)["accuracy"])}
     start = time.perf_counter()
     qat_finetune(fitted.model, fitted.train_ds, calibration, job.qat_epochs, fitted.steps_per_epoch)
     figures["qat_s"] = round(time.perf_counter() - start, 2)
@@ -143,8 +139,9 @@ def _fine_tune(job, arch, fitted: _Fitted, calibration, x_eval, y_eval) -> dict:
     return figures
 
 
-def _export_and_measure(model, arch, calibration, x_eval, y_eval, out_dir: Path) -> dict:
-    """Batch-1 twin saved as .keras, int8 .tflite calibrated on ``calibration``, int8 accuracy, TFLM arena."""
+def _export_and_measure(model, arch, calibration, val, test, out_dir: Path) -> dict:
+    """Batch-1 twin saved as .keras, int8 .tflite calibrated on ``calibration``, its int8 validation and test
+    accuracy, TFLM arena."""
     from mcunas.data import evaluate_tflite
     from mcunas.export.tflite import convert_int8
     from mcunas.tflm import measure_arena
@@ -155,11 +152,14 @@ def _export_and_measure(model, arch, calibration, x_eval, y_eval, out_dir: Path)
     tflite = convert_int8(deploy, calibration)
     tflite_path = out_dir / "model_int8.tflite"
     write_atomic(tflite_path, tflite)
-    int8 = evaluate_tflite(tflite, x_eval, y_eval)
+    on_val, on_test = evaluate_tflite(tflite, *val), evaluate_tflite(tflite, *test)
     measured = measure_arena(tflite_path)
     return {
-        "int8_accuracy": float(int8["accuracy"]),
-        "eval_images": int(int8["total"]),
+        "int8_accuracy": float(on_val["accuracy"]),
+        "val_accuracy": float(on_val["accuracy"]),
+        "test_accuracy": float(on_test["accuracy"]),
+        "val_images": int(on_val["total"]),
+        "test_images": int(on_test["total"]),
         "tflm_arena_bytes_measured": measured["tflm_arena_bytes"],
         "tflite_bytes_measured": len(tflite),
         "keras_path": str(out_dir / "model.keras"),

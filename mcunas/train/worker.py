@@ -68,13 +68,14 @@ class TrainJob:
 
     arch: str
     data: str
-    eval_data: str | None  # None: the eval split of ``data``
+    eval_data: str | None  # the test set; None: the eval split of ``data`` (mcunas.data.split)
     epochs: int
     batch: int
     recipe: str
     seed: int
     out_dir: str
     qat_epochs: int = 0  # quantisation-aware fine-tuning epochs after training (mcunas.train.qat)
+    split_seed: int = 0  # draws the validation set: the campaign's seed, the same for all its candidates
 
     @classmethod
     def read(cls, path: Path) -> "TrainJob":
