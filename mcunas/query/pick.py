@@ -32,7 +32,7 @@ from mcunas.search.storage import RESULTS_DIR
 WHY_NO_MODEL = {
     "rejected": "was rejected before training ({reason}): it has no model",
     "failed": "failed ({reason}): it has no model",
-    "pruned": "was stopped during training ({reason}): it has no model",
+    "pruned": "was pruned during training: it has no model",
     "running": "is still running: it has no model yet",
     "waiting": "is waiting to run: it has no model yet",
 }
@@ -49,7 +49,8 @@ def pick_trial(study: StudyTrials, number: int) -> pd.Series:
     if row.status in WHY_NO_MODEL:
         reason = row.reason if isinstance(row.reason, str) and row.reason else "no reason recorded"
         raise UserError(f"trial {number} of study '{study.name}' "
-                        + WHY_NO_MODEL[row.status].format(reason=reason))
+                        + WHY_NO_MODEL[row.status].format(reason=reason)
+                        + (f" ({reason})" if row.status == "pruned" and reason != "no reason recorded" else ""))
     if not study.needs_training or pd.isna(row.keras_path):
         raise UserError(f"trial {number} of study '{study.name}' was never trained (objectives "
                         f"{','.join(study.objectives)}): it has no model; `mcunas export '{row.arch}' --out DIR` "
