@@ -2,9 +2,9 @@
 
 Trains the same architecture (``--preset``, default ``mlperf-vww``) for
 ``--candidates`` seeds through :class:`mcunas.train.worker.TrainingWorker`
-twice in one run: **fresh** (a new worker process per candidate, TensorFlow
-imported each time, as before the warm worker) and **warm** (one worker for
-all).  A candidate's wall time runs from the end of the previous candidate
+in one run, alternating: **fresh** (a new worker process per candidate,
+TensorFlow imported each time, as before the warm worker) and **warm** (one
+worker for all; its first candidate waits for its start).  A candidate's wall time runs from the end of the previous candidate
 to the end of its own, so a worker's start, data loading, the export, the
 int8 evaluation and the TFLM measurement all count; its overhead is that
 wall time minus ``train_s`` (the worker's own timing of ``model.fit``).
@@ -17,7 +17,6 @@ the warm worker is asked between batches, against a fresh worker's start
 
 from __future__ import annotations
 
-import json
 import statistics
 import tempfile
 import time
@@ -45,26 +44,32 @@ def run(args) -> int:
     from mcunas.errors import UserError
     from mcunas.output import print_figures
     from mcunas.presets import preset_arch
-    from mcunas.train.worker import RESTART_EVERY, TrainingWorker, TrainJob
+    from mcunas.train.worker import RESTART_EVERY, TrainingWorker, TrainJob, rss_bytes
 
     if min(args.candidates, args.epochs) < 1:
         raise UserError("--candidates and --epochs must be at least 1")
     data = str(Path(args.data) if args.data else default_data())
     arch = str(preset_arch(args.preset))
     figures = {"data": data, "arch": args.preset, "epochs": args.epochs, "candidates": args.candidates}
+    fresh, warm = TrainingWorker(restart_every=1), TrainingWorker(restart_every=RESTART_EVERY)
+    rows = {"fresh": [], "warm": []}
     with tempfile.TemporaryDirectory() as tmp:
         def job(mode: str, seed: int) -> TrainJob:
             return TrainJob(arch=arch, data=data, eval_data=None, epochs=args.epochs, batch=32, recipe="fast",
                             seed=seed, out_dir=f"{tmp}/{mode}/{seed}")
 
-        for mode, restart_every in (("fresh", 1), ("warm", RESTART_EVERY)):
-            worker = TrainingWorker(restart_every=restart_every)
-            rows = [_timed(worker, job(mode, seed)) for seed in range(args.candidates)]
-            figures.update(_summary(mode, rows))
-            if mode == "warm":
-                figures["warm_worker_rss_mib"] = round(_rss_mib(worker), 1)
-                figures["stop_between_batches_s"] = round(_stop_time(worker, job(mode, args.candidates)), 2)
-            worker.close()
+        try:
+            for seed in range(args.candidates):  # alternating, so a shared machine's drift hits both modes
+                rows["fresh"].append(_timed(fresh, job("fresh", seed)))
+                fresh.close()  # its successor starts with the next fresh candidate, not during a warm one
+                rows["warm"].append(_timed(warm, job("warm", seed)))
+            figures["warm_worker_rss_mib"] = round(rss_bytes(warm.proc.pid) / 2**20, 1)
+            figures["stop_between_batches_s"] = round(_stop_time(warm, job("warm", args.candidates)), 2)
+        finally:
+            fresh.close()
+            warm.close()
+    for mode, mode_rows in rows.items():
+        figures.update(_summary(mode, mode_rows))
     figures["overhead_ratio_fresh_over_warm"] = round(figures["fresh_overhead_s"] / figures["warm_overhead_s"], 2)
     print_figures(figures, args.json)
     return 0
@@ -114,8 +119,3 @@ def _stop_time(worker, job) -> float:
         raise RuntimeError("the warm worker was killed instead of stopping between batches")
     return stopped
 
-
-def _rss_mib(worker) -> float:
-    from mcunas.train.worker import rss_bytes
-
-    return rss_bytes(worker.proc.pid) / 2**20

@@ -195,7 +195,7 @@ class TrainingWorker:
         if not log.exists() or log.stat().st_size == 0:
             self._startup_log.seek(0)
             log.write_bytes(self._startup_log.read())
-        how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
+        how = f"was killed by {_signal_name(-code)}" if code < 0 else f"exited with status {code}"
         self._kill()
         return f"worker {how} and left no result (see {log})"
 
@@ -245,9 +245,16 @@ def run_in_worker(job: TrainJob, on_epoch: Callable[[int, float], None],
 
 def format_duration(seconds: float) -> str:
     """``1h30m``, ``20m``, ``45s``: how ``--timeout`` and ``--candidate-timeout`` are written."""
-    whole = int(round(seconds))
+    whole = round(seconds)
     parts = [(whole // 3600, "h"), (whole % 3600 // 60, "m"), (whole % 60, "s")]
     return "".join(f"{n}{unit}" for n, unit in parts if n) or "0s"
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def rss_bytes(pid: int) -> int:
@@ -288,9 +295,9 @@ def main() -> int:
 
     import keras
 
-    import mcunas.data.evaluate  # noqa: F401  (LiteRT, for the int8 accuracy)
-    import mcunas.data.pipeline  # noqa: F401
-    import mcunas.export.tflite  # noqa: F401
+    import mcunas.data.evaluate  # LiteRT, for the int8 accuracy: imported once, before the first job
+    import mcunas.data.pipeline
+    import mcunas.export.tflite
     from mcunas.train import train_candidate
 
     for line in iter(sys.stdin.readline, ""):
