@@ -206,3 +206,31 @@ def test_halving_stops_a_dominated_candidate_and_records_it(tmp_path):
     q = json.loads(run_cli("query", "--study", "h", "--storage", url, "--json").stdout)
     assert q["studies"][0]["status_counts"]["pruned"] == len(stopped)
     assert all(r["status"] == "trained" for r in q["studies"][0]["best"])
+
+
+def test_negative_qat_epochs_on_search_is_one_line_and_writes_nothing(tmp_path):
+    proc = run_cli("search", "--study", "q", "--qat-epochs", "-2", "--results-dir", tmp_path / "results")
+    assert_one_line_error(proc, "--qat-epochs must be 0")
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_search_with_qat_records_int8_accuracy_before_and_after_and_both_splits(tmp_path):
+    from mcunas.data.synth import synthesize
+    from mcunas.search.storage import open_storage
+
+    synthesize(tmp_path / "d", n=120, resolution=32, seed=5)
+    url = f"journal:{tmp_path}/q.journal"
+    proc = run_cli("search", "--space", TINY, "--data", tmp_path / "d", "--study", "q", "--storage", url,
+                   "--epochs", "1", "--qat-epochs", "1", "--batch", "16", "--n-trials", "1",
+                   "--results-dir", tmp_path / "results", "--no-export-winner", "--json")
+    assert proc.returncode == 0, proc.stderr
+    trained = [t for t in optuna.load_study(study_name="q", storage=open_storage(url)).trials
+               if t.state == optuna.trial.TrialState.COMPLETE and "rejected" not in t.user_attrs]
+    assert len(trained) == 1
+    attrs = trained[0].user_attrs
+    for key in ("int8_accuracy_before_qat", "int8_accuracy", "val_accuracy", "test_accuracy"):
+        assert 0 <= attrs[key] <= 1, key
+    assert attrs["int8_accuracy"] == attrs["val_accuracy"] and attrs["train_s"] > 0
+    df = pd.read_csv(tmp_path / "results/q/trials.csv")
+    assert df[df.status == "trained"].int8_accuracy_before_qat.notna().all()

@@ -15,7 +15,7 @@ DEFAULTS = {
     "n_trials": 4, "timeout": None, "seed": 0, "sram": None, "flash": None, "macs": None, "board": None,
     "boards_file": None, "latency": None, "runtime": None, "budget_model": "deployable", "objectives": "accuracy,sram", "sampler": "tpe",
     "pruner": "none", "epochs": 3, "batch": 32, "recipe": "fast", "max_rejections": 2000,
-    "results_dir": "results", "heartbeat": None, "candidate_timeout": None, "export_winner": True, "demo_images": 800,
+    "results_dir": "results", "heartbeat": None, "candidate_timeout": None, "qat_epochs": 0, "export_winner": True, "demo_images": 800,
     "halving": None, "rungs": None,
 }
 
@@ -60,6 +60,8 @@ def register(sub) -> None:
     a("--rungs", help="the rungs as epochs instead, e.g. 1,3 (increasing, at most --epochs); implies --halving 3 "
       "unless --halving is given")
     a("--batch", type=int, help="batch size (default 32)")
+    a("--qat-epochs", type=int, help="quantisation-aware fine-tuning epochs after training, for every candidate "
+      "trained to its last epoch (paper schedule: 1e-5, x0.9 per epoch; default 0: none)")
     a("--recipe", choices=RECIPES, help="fast (Adam, cosine) or paper (RMSProp 0.9/0.9, lr 0.045 x0.98/epoch)")
     a("--max-rejections", type=int, help="stop after this many consecutive over-budget candidates (default 2000)")
     a("--results-dir", help="where results/<study>/ goes (default results)")
@@ -175,6 +177,8 @@ def run(args) -> int:
     for key in ("n_trials", "epochs", "batch"):
         if int(s[key]) < 1:
             raise UserError(f"--{key.replace('_', '-')} must be at least 1, got {s[key]}")
+    if int(s["qat_epochs"]) < 0:
+        raise UserError(f"--qat-epochs must be 0 (no quantisation-aware fine-tuning) or more, got {s['qat_epochs']}")
     heartbeat_s = parse_heartbeat(s["heartbeat"])
     timeout_s = parse_duration(s["timeout"])
     candidate_timeout_s = parse_duration(s["candidate_timeout"], "--candidate-timeout")
@@ -200,7 +204,7 @@ def run(args) -> int:
         timeout_s=timeout_s, seed=int(s["seed"]), epochs=int(s["epochs"]),
         batch=int(s["batch"]), recipe=s["recipe"], max_consecutive_rejections=int(s["max_rejections"]),
         results_dir=results_dir, heartbeat_s=heartbeat_s,
-        candidate_timeout_s=candidate_timeout_s, halving=halving,
+        candidate_timeout_s=candidate_timeout_s, halving=halving, qat_epochs=int(s["qat_epochs"]),
     )
     if campaign.needs_training:
         campaign.data_figures = _check_data(campaign)

@@ -51,6 +51,7 @@ class Campaign:
     max_consecutive_rejections: int = 2000
     results_dir: Path = field(default_factory=lambda: Path("results"))
     heartbeat_s: int | None = None
+    qat_epochs: int = 0  # quantisation-aware fine-tuning after training (mcunas.train.qat)
     candidate_timeout_s: float | None = None  # None: derived from epochs, images and MACs (search.training)
     halving: Halving | None = None
     data_figures: dict = field(default_factory=dict)  # mcunas.data.check: test size, majority_test_accuracy

@@ -19,7 +19,8 @@ COST_COLUMNS = ["macs", "params", "weight_bytes", "tflite_bytes", "sram_paper_by
                 "latency_high_ms"]
 # int8_accuracy is the int8 validation accuracy the search selected on (= val_accuracy); test_accuracy
 # the same file's on the test set, reported only; rung/rung_accuracy: where --halving stopped a candidate
-RESULT_COLUMNS = ["int8_accuracy", "val_accuracy", "test_accuracy", "float_accuracy", "train_s",
+RESULT_COLUMNS = ["int8_accuracy", "val_accuracy", "test_accuracy", "float_accuracy", "int8_accuracy_before_qat",
+                  "train_s",
                   "tflm_arena_bytes_measured", "tflite_bytes_measured", "keras_path", "tflite_path", "rung",
                   "rung_accuracy"]
 

@@ -34,14 +34,14 @@ def candidate_limit_s(c, macs: int) -> float:
     """The per-candidate wall-clock limit: ``--candidate-timeout``, else a generous estimate.
 
     The estimate is :data:`LIMIT_SAFETY` times the expected training time
-    (epochs x images in ``--data`` and ``--eval-data`` x seconds per image
+    (epochs, QAT epochs included, x images in ``--data`` and ``--eval-data`` x seconds per image
     for a network of ``macs``), and never under :data:`LIMIT_FLOOR_S`, which
     also covers a fresh worker's start, the export and the TFLM measurement.
     """
     if c.candidate_timeout_s is not None:
         return c.candidate_timeout_s
     images = sum(_count_images(path) for path in (c.data, c.eval_data) if path)
-    expected_s = c.epochs * images * (IMAGE_EPOCH_S + IMAGE_EPOCH_S_PER_MAC * macs)
+    expected_s = (c.epochs + c.qat_epochs) * images * (IMAGE_EPOCH_S + IMAGE_EPOCH_S_PER_MAC * macs)
     return max(LIMIT_FLOOR_S, LIMIT_SAFETY * expected_s)
 
 
@@ -64,7 +64,8 @@ def train_for_trial(c, trial, arch: str, progress: Progress) -> dict:
 
     job = TrainJob(arch=arch, data=c.data, eval_data=c.eval_data, epochs=c.epochs, batch=c.batch,
                    recipe=c.recipe, seed=c.seed + trial.number,
-                   out_dir=str(c.out_dir / "trials" / f"{trial.number:05d}"), split_seed=c.seed)
+                   out_dir=str(c.out_dir / "trials" / f"{trial.number:05d}"), split_seed=c.seed,
+                   qat_epochs=c.qat_epochs)
     single_objective = len(trial.study.directions) == 1
     epochs_seen = []
     rungs_reached: dict[str, float] = {}
