@@ -47,7 +47,7 @@ def test_default_limit_scales_with_epochs_images_and_macs_above_a_floor(synth_da
 
     vww = str(synth_data)
     assert count_images(vww) == 160
-    c = SimpleNamespace(candidate_timeout_s=None, data=vww, eval_data=None, epochs=5)
+    c = SimpleNamespace(candidate_timeout_s=None, data=vww, eval_data=None, epochs=5, qat_epochs=0)
     assert candidate_limit_s(c, 7_489_664) == LIMIT_FLOOR_S  # 5 epochs x 160 images: the floor
     long = candidate_limit_s(SimpleNamespace(**{**vars(c), "epochs": 5000}), 7_489_664)
     assert long > LIMIT_FLOOR_S
@@ -55,6 +55,8 @@ def test_default_limit_scales_with_epochs_images_and_macs_above_a_floor(synth_da
     assert candidate_limit_s(SimpleNamespace(**{**vars(c), "epochs": 5000}), 60_000_000) > long
     assert candidate_limit_s(SimpleNamespace(**{**vars(c), "eval_data": vww, "epochs": 5000}), 7_489_664) == \
         pytest.approx(2 * long)  # eval images count too
+    assert candidate_limit_s(SimpleNamespace(**{**vars(c), "epochs": 2500, "qat_epochs": 2500}), 7_489_664) == \
+        pytest.approx(long)  # QAT epochs cost like training epochs
     assert candidate_limit_s(SimpleNamespace(**{**vars(c), "candidate_timeout_s": 42.0}), 7_489_664) == 42.0
 
 
