@@ -47,6 +47,16 @@ def user_cache_dir(tmp_path, monkeypatch):
     return tmp_path / "user-cache"
 
 
+@pytest.fixture(scope="module")
+def synth_data(tmp_path_factory):
+    """160 generated 48-pixel person/not-person images (seed 3): a training set small enough for tests."""
+    from mcunas.data.synth import synthesize
+
+    out = tmp_path_factory.mktemp("synth") / "data"
+    synthesize(out, n=160, resolution=48, seed=3)
+    return out
+
+
 @pytest.fixture
 def shared_data():
     if not (SHARED / "data").is_dir():

@@ -21,15 +21,6 @@ pytestmark = pytest.mark.slow
 TINY = str(REPO / "tests/spaces/tiny.yaml")
 
 
-@pytest.fixture(scope="module")
-def synth_data(tmp_path_factory):
-    from mcunas.data.synth import synthesize
-
-    out = tmp_path_factory.mktemp("synth") / "data"
-    synthesize(out, n=160, resolution=48, seed=3)
-    return out
-
-
 def _search_args(tmp_path, data, study, *extra):
     return ["search", "--space", TINY, "--data", data, "--study", study, "--epochs", "1", "--batch", "16",
             "--results-dir", tmp_path / "results", *extra]

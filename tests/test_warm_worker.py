@@ -23,15 +23,6 @@ from conftest import REPO, assert_one_line_error, run_cli
 TINY = str(REPO / "tests/spaces/tiny.yaml")
 
 
-@pytest.fixture(scope="module")
-def synth_data(tmp_path_factory):
-    from mcunas.data.synth import synthesize
-
-    out = tmp_path_factory.mktemp("synth") / "data"
-    synthesize(out, n=160, resolution=48, seed=3)
-    return out
-
-
 @pytest.mark.parametrize("value, fragment", [("soon", "cannot read --candidate-timeout 'soon'"),
                                              ("0s", "--candidate-timeout must be longer than 0")])
 def test_bad_candidate_timeout_is_one_line(tmp_path, value, fragment):

@@ -102,20 +102,12 @@ def parse_heartbeat(value) -> int | None:
 
 def merged_settings(args) -> dict:
     """Flags over config file over defaults."""
-    import yaml
-
     from mcunas.errors import UserError
+    from mcunas.yaml_input import read_yaml
 
     config = {}
     if args.config:
-        try:
-            config = yaml.safe_load(Path(args.config).read_bytes().decode("utf-8")) or {}
-        except OSError as exc:
-            raise UserError(f"cannot read --config {args.config}: {exc.strerror}") from None
-        except UnicodeDecodeError as exc:
-            raise UserError(f"--config {args.config} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
-        except yaml.YAMLError as exc:
-            raise UserError(f"--config {args.config} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        config = read_yaml(args.config, f"--config {args.config}") or {}
         if not isinstance(config, dict):
             raise UserError(f"--config {args.config} must map flag names to values (e.g. 'epochs: 3'), "
                             f"got a {type(config).__name__}")

@@ -203,9 +203,4 @@ def _fingerprint_of(folder: Path, name: str) -> str | None:
 
 def count_images(path: str | Path) -> int:
     """Images a dataset folder lists, without decoding any (the search sizes its per-candidate limit by it)."""
-    path = Path(path)
-    fmt = detect_format(path)
-    if fmt == "built":
-        with open(path / "manifest.csv", newline="") as f:
-            return sum(1 for _ in csv.DictReader(f))
-    return len((_vww01_items(path) if fmt == "vww01" else _folder_items(path))[0])
+    return len(dataset_items(Path(path))[0])

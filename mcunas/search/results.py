@@ -154,7 +154,7 @@ def _write_summary(df: pd.DataFrame, front: pd.DataFrame, campaign, path: Path, 
         f"- data: {campaign.data or 'generated demo data'}; test: {campaign.eval_data or 'eval split of the data'}; "
         "the search selects on a seeded, stratified validation share of the rest (int8_accuracy = val_accuracy); "
         "test_accuracy is reported only",
-        f"- baseline: always answering the test set's majority class scores "
+        "- baseline: always answering the test set's majority class scores "
         + (f"{majority:.4f}" if majority is not None else "(not recorded)"),
         f"- training: {campaign.epochs} epochs, batch {campaign.batch}, recipe {campaign.recipe}"
         + (f"; --halving {campaign.halving.eta} at epochs {', '.join(map(str, campaign.halving.rungs))}"

@@ -15,10 +15,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
-
 from mcunas.arch import ACTIVATIONS, BLOCK_KINDS, Arch, Block, validate
 from mcunas.errors import UserError
+from mcunas.yaml_input import read_yaml
 
 SPACES_DIR = Path(str(resources.files(__name__).joinpath("search_spaces")))
 """The shipped spaces.  In a checkout ``mcunas/spaces/search_spaces`` is a link to the top-level
@@ -55,14 +54,7 @@ def load_space(name_or_path: str) -> Space:
             f"unknown search space '{name_or_path}': choose one of {', '.join(available_spaces())} "
             "or give the path to a space YAML file"
         )
-    try:
-        spec = yaml.safe_load(path.read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise UserError(f"cannot read search space {path}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise UserError(f"search space {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"search space {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    spec = read_yaml(path, f"search space {path}")
     check_spec(spec, path)
     return Space(name=spec.get("name", path.stem), path=path, spec=spec)
 

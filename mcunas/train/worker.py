@@ -297,7 +297,7 @@ def main() -> int:
 
     import mcunas.data.evaluate  # LiteRT, for the int8 accuracy: imported once, before the first job
     import mcunas.data.pipeline
-    import mcunas.export.tflite
+    import mcunas.export.tflite  # noqa: F401  (warm-up import, as the two above)
     from mcunas.train import train_candidate
 
     for line in iter(sys.stdin.readline, ""):
