@@ -178,7 +178,11 @@ def test_resume_with_another_budget_space_or_halving_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_halving_stops_a_dominated_candidate_and_records_it(tmp_path):
-    """Three rung results from 'another worker' dominate everything: the first candidate stops at rung 1."""
+    """Three rung results from 'another worker' dominate everything: the first candidate stops at rung 1.
+
+    ``--timeout 1s`` lets exactly one candidate start: with a longer one a fast machine went on to a
+    later, smaller network that (rightly) reached the front at rung 1 and trained to the end.
+    """
     from mcunas.data.synth import synthesize
     from mcunas.search.storage import open_storage
 
@@ -189,7 +193,7 @@ def test_halving_stops_a_dominated_candidate_and_records_it(tmp_path):
         study.add_trial(optuna.trial.create_trial(
             values=[acc, 1.0], user_attrs={"costs": {"sram_tflm_bytes": 1}, "rung_accuracies": {"1": acc}}))
     proc = run_cli("search", "--space", TINY, "--data", tmp_path / "d", "--study", "h", "--storage", url,
-                   "--epochs", "2", "--halving", "2", "--batch", "16", "--n-trials", "1", "--timeout", "20s",
+                   "--epochs", "2", "--halving", "2", "--batch", "16", "--n-trials", "1", "--timeout", "1s",
                    "--results-dir", tmp_path / "results", "--no-export-winner", "--json")
     assert proc.returncode == 0, proc.stderr
     fig = json.loads(proc.stdout[proc.stdout.index("{"):])
