@@ -36,8 +36,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from mcunas.cost.flatbuffer import Subgraph
+from mcunas.cost.flatbuffer import Subgraph, TfliteModel
 from mcunas.cost.tflm_planner import Buffer, peak_bytes
+from mcunas.errors import UserError
 
 ONLINE = -1  # the metadata's "let TFLM's planner place this tensor"
 LOCAL_SEARCH_EVALUATIONS = 400
@@ -196,3 +197,15 @@ def plan_subgraph(sg: Subgraph, scratch: list[tuple[int, int]] = ()) -> OfflineP
     fixed = offsets[:len(tensors)] + [ONLINE] * (len(buffers) - len(tensors))
     assert peak_bytes(buffers, fixed) == head, "the search and TFLM's planner disagree on the head"
     return OfflinePlan(per_tensor, head, bound, optimal)
+
+
+def offline_plan(model: TfliteModel) -> OfflinePlan:
+    """The offline plan of a single-subgraph model, around its kernels' scratch requests."""
+    from mcunas.cost.tflm_kernels import get_target, kernel_cost
+
+    if len(model.subgraphs) > 1:
+        raise UserError("offline memory plans are made for single-subgraph models only")
+    sg = model.subgraphs[0]
+    target = get_target("x86_64")  # scratch sizes do not depend on the ABI
+    scratch = [(n, index) for index, op in enumerate(sg.operators) for n in kernel_cost(sg, op, target).scratch_bytes]
+    return plan_subgraph(sg, scratch)
