@@ -44,7 +44,7 @@ from mcunas.errors import UserError
 
 ARENA_ALIGN = ALIGN_BYTES  # MicroArenaBufferAlignment(): kernels' persistent buffers, planned tensors
 
-__all__ = ["predict_arena", "plan_buffers", "planned_tensors", "check_supported"]
+__all__ = ["predict_arena", "predict_arenas", "plan_buffers", "planned_tensors", "check_supported"]
 
 
 def planned_tensors(sg: Subgraph) -> dict[int, tuple[int, int]]:
@@ -153,6 +153,12 @@ def predict_arena(model: TfliteModel, target: str = "x86_64", memory_plan: str =
     plan :mod:`mcunas.cost.memory_plan` would embed instead (and adds the plan's lower bound,
     ``tflm_head_bound_bytes``).
     """
+    return predict_arenas(model, target, (memory_plan,))[memory_plan]
+
+
+def predict_arenas(model: TfliteModel, target: str = "x86_64", memory_plans=MEMORY_PLANS) -> dict[str, dict]:
+    """:func:`predict_arena` for several memory plans at the cost of one replay (only the
+    planned head differs), keyed by plan."""
     tgt = get_target(target)
     subgraphs = model.subgraphs
     costs = [[kernel_cost(sg, op, tgt) for op in sg.operators] for sg in subgraphs]
@@ -204,22 +210,27 @@ def predict_arena(model: TfliteModel, target: str = "x86_64", memory_plan: str =
     head = align_up(head, tgt.pointer_bytes) + tgt.pointer_bytes * len(subgraphs)
     head = align_up(head, tgt.struct_align) + tgt.allocation_info_bytes * info_count
     arena.need(align_up(head, ARENA_ALIGN) + PLANNER_BYTES_PER_BUFFER * planned, ARENA_ALIGN)
-    offline = _offline_plan(model, memory_plan, scratch)
-    plan = _plan_head(buffers) if offline is None else offline.head_bytes
-    arena.need(plan)
-    # Interpreter: input / output tables and tensors
-    main = subgraphs[0]
-    for group in (main.inputs, main.outputs):
-        arena.persistent(tgt.pointer_bytes * len(group), ARENA_ALIGN)
-        for t in group:
-            _persistent_tensor(arena, main, t, tgt)
-    arena.need(plan)
-    total = arena.smallest_safe_size()
-    tail = arena.tail_used(total)
-    out = {"sram_tflm_bytes": total, "tflm_head_bytes": plan, "tflm_tail_bytes": tail, "target": tgt.name}
-    if memory_plan == "offline":
-        out["tflm_head_bound_bytes"] = offline.bound_bytes
-    return out
+    commit_events = arena.events
+    results = {}
+    for memory_plan in memory_plans:
+        offline = _offline_plan(model, memory_plan, scratch)
+        plan = _plan_head(buffers) if offline is None else offline.head_bytes
+        arena.events = list(commit_events)
+        arena.need(plan)
+        # Interpreter: input / output tables and tensors
+        main = subgraphs[0]
+        for group in (main.inputs, main.outputs):
+            arena.persistent(tgt.pointer_bytes * len(group), ARENA_ALIGN)
+            for t in group:
+                _persistent_tensor(arena, main, t, tgt)
+        arena.need(plan)
+        total = arena.smallest_safe_size()
+        out = {"sram_tflm_bytes": total, "tflm_head_bytes": plan, "tflm_tail_bytes": arena.tail_used(total),
+               "target": tgt.name}
+        if memory_plan == "offline":
+            out["tflm_head_bound_bytes"] = offline.bound_bytes
+        results[memory_plan] = out
+    return results
 
 
 def _offline_plan(model: TfliteModel, memory_plan: str, scratch: list[list[tuple[int, int]]]):

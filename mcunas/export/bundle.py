@@ -61,8 +61,12 @@ def build_model(arch: Arch, weights: str | Path | None = None):
 
 
 def export_arch(arch: Arch, out_dir: str | Path, weights: str | Path | None = None,
-                data: str | Path | None = None, target: str = "x86_64") -> dict:
-    """Write model.keras, model_int8.tflite, model_data.h/.cc and arch.txt into ``out_dir``."""
+                data: str | Path | None = None, target: str = "x86_64", memory_plan: str = "stock") -> dict:
+    """Write model.keras, model_int8.tflite, model_data.h/.cc and arch.txt into ``out_dir``.
+
+    ``memory_plan="offline"`` embeds an offline memory plan in the ``.tflite``
+    (:mod:`mcunas.export.memory_plan`); the figures then give the arena with and without it.
+    """
     from mcunas.export.c_array import write_c_array
     from mcunas.export.tflite import convert_int8
     from mcunas.tflm import measure_arena
@@ -76,6 +80,18 @@ def export_arch(arch: Arch, out_dir: str | Path, weights: str | Path | None = No
     tflite_path = out / "model_int8.tflite"
     tflite_path.write_bytes(tflite)
     measured = measure_arena(tflite_path)
+    plan_figures = {}
+    if memory_plan == "offline":
+        from mcunas.export.memory_plan import embed_offline_plan
+
+        stock = measured
+        tflite, plan = embed_offline_plan(tflite)
+        tflite_path.write_bytes(tflite)
+        measured = measure_arena(tflite_path)
+        plan_figures = {"memory_plan": "offline", "tflm_arena_stock_bytes": stock["tflm_arena_bytes"],
+                        "tflm_head_stock_bytes": stock["tflm_head_bytes"],
+                        "tflm_head_bound_bytes": plan.bound_bytes,
+                        "arena_saved_bytes": stock["tflm_arena_bytes"] - measured["tflm_arena_bytes"]}
     (out / "arch.txt").write_text(f"{arch}\n")
     state = "trained weights from " + str(weights) if weights else "untrained (random weights)"
     write_c_array(tflite, out, measured["tflm_arena_bytes"], target=target,
@@ -89,5 +105,6 @@ def export_arch(arch: Arch, out_dir: str | Path, weights: str | Path | None = No
         "tflm_arena_bytes": measured["tflm_arena_bytes"],
         "tflm_head_bytes": measured["tflm_head_bytes"],
         "tflm_tail_bytes": measured["tflm_tail_bytes"],
+        **plan_figures,
         "files": sorted(p.name for p in out.iterdir()),
     }
