@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-BENCHES = ["cost", "search", "fidelity", "data", "latency"]
+BENCHES = ["cost", "search", "fidelity", "data", "latency", "memory_plan"]
 
 
 def register(sub) -> None:
