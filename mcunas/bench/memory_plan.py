@@ -144,11 +144,14 @@ def run(args) -> int:
             if not args.json:
                 print(name, json.dumps(summary["cost_model"][name]), flush=True)
     if args.n:
-        todo = [("preset", str(preset_arch("mlperf-vww")))]
+        kept = {}
         for name in spaces:
-            kept = [s for s in sample_strings(load_space(name), 10 * args.n, args.seed)
-                    if sum(n["macs"] for n in build_graph(parse_arch(s)).nodes.values()) <= args.max_macs]
-            todo += [(name, s) for s in kept[:args.n]]
+            members = [s for s in sample_strings(load_space(name), 10 * args.n, args.seed)
+                       if sum(n["macs"] for n in build_graph(parse_arch(s)).nodes.values()) <= args.max_macs]
+            kept[name] = members[:args.n]
+        # Round robin over the spaces, so a run stopped early still covers each (the CSV is flushed per row).
+        todo = [("preset", str(preset_arch("mlperf-vww")))]
+        todo += [(name, kept[name][i]) for i in range(args.n) for name in spaces if i < len(kept[name])]
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         rows = []
