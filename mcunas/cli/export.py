@@ -79,8 +79,11 @@ def _export_study_trial(args) -> int:
 
     if (args.trial is None) == (not args.best):
         raise UserError("give exactly one of --trial N or --best with --study")
-    if args.arch:
-        raise UserError("give either an ARCH string or --study, not both")
+    if args.arch or args.preset:
+        raise UserError("give either an ARCH string / --preset or --study, not both")
+    if args.memory_plan != "stock":
+        raise UserError("--memory-plan offline is not available for --study exports yet: export the "
+                        "trial's ARCH with --weights and --data instead")
     boards, board = load_boards(args.boards_file), board_from_args(args)
     study = load_study(args.study, args.storage)
     row = pick_trial(study, args.trial) if args.trial is not None else pick_best(study, budget_from_args(args))

@@ -94,8 +94,14 @@ def export_arch(arch: Arch, out_dir: str | Path, weights: str | Path | None = No
                         "arena_saved_bytes": stock["tflm_arena_bytes"] - measured["tflm_arena_bytes"]}
     (out / "arch.txt").write_text(f"{arch}\n")
     state = "trained weights from " + str(weights) if weights else "untrained (random weights)"
+    plan_note = ""
+    if plan_figures:
+        plan_note = (f"\nOffline memory plan embedded (OfflineMemoryAllocation metadata): TFLM needs "
+                     f"{measured['tflm_arena_bytes']:,} B instead of {plan_figures['tflm_arena_stock_bytes']:,} B "
+                     "(x86-64, measured).\nKernels with scratch buffers of their own (e.g. CMSIS-NN) get them "
+                     "placed around the plan by TFLM's planner.")
     write_c_array(tflite, out, measured["tflm_arena_bytes"], target=target,
-                  comment=f"arch: {arch}\n{state}; {DEVICE_INPUT}")
+                  comment=f"arch: {arch}\n{state}; {DEVICE_INPUT}{plan_note}")
     return {
         "arch": str(arch),
         "out": str(out),
