@@ -39,6 +39,8 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument("--sram", action="append", help="SRAM budgets for the fit shares (default 128KB, 250KB)")
     p.add_argument("--max-macs", type=float, default=150e6, help="measured part: skip larger members (default 150M)")
+    p.add_argument("--shrunk-only", action="store_true",
+                   help="measured part: only members the cost model says the plan shrinks (a selected, not random, set)")
     p.add_argument("--out", default="results/memory_plan.csv", help="CSV of the measured part")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(handler=run)
@@ -108,6 +110,15 @@ def measure_one(space: str, text: str, workdir: Path) -> dict:
             "offline_tflite_bytes": len(offline_data), "same_outputs": same}
 
 
+def _shrinks(text: str) -> bool:
+    from mcunas.arch import parse_arch
+    from mcunas.cost.tflite_graph import arch_tflite_model
+    from mcunas.cost.tflm_arena import predict_arenas
+
+    arenas = predict_arenas(arch_tflite_model(parse_arch(text)))
+    return arenas["offline"]["sram_tflm_bytes"] < arenas["stock"]["sram_tflm_bytes"]
+
+
 def summarise_measured(rows: list[dict]) -> dict:
     out = {}
     for space in sorted({r["space"] for r in rows}):
@@ -146,8 +157,9 @@ def run(args) -> int:
     if args.n:
         kept = {}
         for name in spaces:
-            members = [s for s in sample_strings(load_space(name), 10 * args.n, args.seed)
-                       if sum(n["macs"] for n in build_graph(parse_arch(s)).nodes.values()) <= args.max_macs]
+            members = [s for s in sample_strings(load_space(name), (100 if args.shrunk_only else 10) * args.n, args.seed)
+                       if sum(n["macs"] for n in build_graph(parse_arch(s)).nodes.values()) <= args.max_macs
+                       and (not args.shrunk_only or _shrinks(s))]
             kept[name] = members[:args.n]
         # Round robin over the spaces, so a run stopped early still covers each (the CSV is flushed per row).
         todo = [("preset", str(preset_arch("mlperf-vww")))]
