@@ -55,7 +55,7 @@ def run(args) -> int:
     if args.study:
         return _export_study_trial(args)
     if bool(args.arch) == bool(args.preset) or args.trial is not None or args.best:
-        raise UserError("give an ARCH string or --preset NAME, or --study NAME with --trial N or --best")
+        raise UserError("give an ARCH string, or --study NAME with --trial N or --best (--preset NAME in place of ARCH)")
     if args.preset:
         from mcunas.presets import preset_arch
 
