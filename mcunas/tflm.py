@@ -208,6 +208,43 @@ def _child(path: str, lo: int, hi: int) -> dict:
     }
 
 
+def tflm_outputs(tflite_path: str | Path, inputs, timeout_s: float = 300):
+    """The model's output for each of ``inputs`` (N × input shape, the input's dtype), run in
+    TFLM in a child process with a 256 MiB arena; an N × output array.
+
+    Why: an offline memory plan changes where TFLM puts every activation, so an export that
+    embeds one is checked by running both files here on the same inputs.
+    """
+    import numpy as np
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "inputs.npy", Path(tmp) / "outputs.npy"
+        np.save(src, np.asarray(inputs))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]))
+        cmd = [sys.executable, "-m", "mcunas.tflm", "--outputs", str(tflite_path), str(src), str(dst)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
+        if proc.returncode:
+            raise UserError(_failure(Path(tflite_path), proc))
+        return np.load(dst)
+
+
+def _child_outputs(path: str, src: str, dst: str) -> None:
+    import numpy as np
+    from tflite_micro import runtime
+
+    interpreter = runtime.Interpreter.from_bytes(Path(path).read_bytes(), arena_size=MAX_ARENA_BYTES)
+    outputs = []
+    for x in np.load(src):
+        interpreter.set_input(x[None], 0)
+        interpreter.invoke()
+        outputs.append(interpreter.get_output(0)[0].copy())
+    np.save(dst, np.stack(outputs))
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "--outputs":
+        _child_outputs(*sys.argv[2:5])
+        sys.exit(0)
     result = _child(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
     print(json.dumps({"result": result}), flush=True)

@@ -14,6 +14,8 @@ KEYS_HELP = """figures (bytes or counts):
   sram_paper_bytes  the paper's peak-activation rule
   tflite_bytes      predicted size of the exported int8 .tflite file
   sram_tflm_bytes   predicted TFLM arena (greedy-planned activations + persistent tail)
+  sram_tflm_offline_bytes  the same with the offline memory plan `export --memory-plan offline`
+                    embeds (activations placed by mcunas, at or near the largest live set)
   runtime           with --board: the runtime the latency is for (--runtime)
   latency_ms        with --board: estimated milliseconds per inference (see README)
   latency_low_ms    with --board: latency_ms times the smallest measured/predicted ratio
@@ -34,7 +36,7 @@ example: in_r96_c3-cv_k3_s2_c8-ds_k3_s1_c16-ds_k3_s2_c32-gap-fc_c2
 --tflite FILE reads a .tflite (pure Python, no TensorFlow, no TFLM) and predicts the
 smallest TFLM arena it loads in, by replaying TFLM's allocations op by op: int8 or int16
 (16x8) activations, float32/uint8 input and output around them (QUANTIZE/DEQUANTIZE), several
-subgraphs.  --target x86_64 (default) is the tflite-micro pip package `mcunas measure` runs;
+subgraphs, and the offline memory plan (OfflineMemoryAllocation metadata) where it has one.  --target x86_64 (default) is the tflite-micro pip package `mcunas measure` runs;
 --target cortex-m is a 32-bit Cortex-M build of the reference kernels (predicted only).
 Ops: """ + "{ops}" + """.
 """
@@ -111,6 +113,7 @@ def estimate_tflite(path: str, target: str = "x86_64") -> dict:
     model = read_tflite(file.read_bytes())
     figures = {"model": str(file), "macs": tflite_macs(model), "tflite_bytes": model.file_bytes}
     figures.update(predict_arena(model, target))
+    figures["memory_plan"] = "stock" if model.offline_offsets is None else "offline (embedded in the model)"
     ops = Counter(o.op for sg in model.subgraphs for o in sg.operators)
     figures["ops"] = ", ".join(f"{op} x{n}" for op, n in ops.items())
     return figures

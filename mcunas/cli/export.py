@@ -9,6 +9,7 @@ from mcunas.output import print_figures
 
 def register(sub) -> None:
     from mcunas.cli import BUDGET_HELP
+    from mcunas.cli.flags import add_memory_plan_flag
 
     p = sub.add_parser(
         "export",
@@ -22,6 +23,7 @@ def register(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("arch", nargs="?", help="architecture string (see `mcunas estimate --help`)")
+    p.add_argument("--preset", help="a named preset instead of ARCH, e.g. mlperf-vww (see `mcunas presets`)")
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--weights", help="trained Keras model (.keras) of the same architecture")
     p.add_argument("--data", help="calibration images: a dataset folder (vww01, person/non_person "
@@ -29,6 +31,8 @@ def register(sub) -> None:
     p.add_argument("--target", choices=["x86_64", "cortex-m"], default="x86_64",
                    help="what kTensorArenaSize in model_data.h is for: x86_64 = measured with the tflite-micro "
                    "pip package (default); cortex-m = predicted for a 32-bit Cortex-M build (not measured)")
+    add_memory_plan_flag(p, "offline: embed an offline memory plan in the .tflite (OfflineMemoryAllocation "
+                         "metadata; TFLM then needs a smaller arena, see README); the figures give both arenas")
     p.add_argument("--json", action="store_true", help="print JSON")
     # Export a trained trial of a study instead of an ARCH (picked by mcunas.query.pick).
     from mcunas.cli.flags import add_budget_flags
@@ -50,10 +54,16 @@ def run(args) -> int:
 
     if args.study is not None:
         return _export_study_trial(args)
-    if not args.arch or args.trial is not None or args.best:
-        raise UserError("give an ARCH string, or --study NAME with --trial N or --best")
-    arch = parse_arch(args.arch)
-    result = export_arch(arch, args.out, weights=args.weights, data=args.data, target=args.target)
+    if bool(args.arch) == bool(args.preset) or args.trial is not None or args.best:
+        raise UserError("give an ARCH string, or --study NAME with --trial N or --best (--preset NAME in place of ARCH)")
+    if args.preset:
+        from mcunas.presets import preset_arch
+
+        arch = preset_arch(args.preset)
+    else:
+        arch = parse_arch(args.arch)
+    result = export_arch(arch, args.out, weights=args.weights, data=args.data, target=args.target,
+                         memory_plan=args.memory_plan)
     result["files"] = ", ".join(result["files"])
     print_figures(result, args.json)
     return 0
@@ -69,8 +79,11 @@ def _export_study_trial(args) -> int:
 
     if (args.trial is None) == (not args.best):
         raise UserError("give exactly one of --trial N or --best with --study")
-    if args.arch:
-        raise UserError("give either an ARCH string or --study, not both")
+    if args.arch or args.preset:
+        raise UserError("give either an ARCH string / --preset or --study, not both")
+    if args.memory_plan != "stock":
+        raise UserError("--memory-plan offline is not available for --study exports yet: export the "
+                        "trial's ARCH with --weights and --data instead")
     boards, board = load_boards(args.boards_file), board_from_args(args)
     study = load_study(args.study, args.storage)
     row = pick_trial(study, args.trial) if args.trial is not None else pick_best(study, budget_from_args(args))

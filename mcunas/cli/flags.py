@@ -61,3 +61,10 @@ def budget_from_args(args, defaults=None):
     board = board_from_args(args)
     return parse_budget(args.sram, args.flash, args.macs, board, args.budget_model or "deployable", defaults,
                         latency=args.latency, runtime=runtime_from_args(args) if board else None)
+
+
+def add_memory_plan_flag(p, help_text: str) -> None:
+    """``--memory-plan {stock,offline}``: which TFLM arena plan a figure or an export is for."""
+    from mcunas.cost.tflm_arena import MEMORY_PLANS
+
+    p.add_argument("--memory-plan", choices=MEMORY_PLANS, default="stock", help=help_text)

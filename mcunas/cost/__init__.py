@@ -13,7 +13,7 @@ from mcunas.cost.latency import DEFAULT_RUNTIME, latency_figures
 from mcunas.cost.paper import paper_peak_bytes
 from mcunas.cost.tflite_graph import arch_tflite_model
 from mcunas.cost.tflite_size import tflite_bytes
-from mcunas.cost.tflm_arena import predict_arena
+from mcunas.cost.tflm_arena import predict_arenas
 
 
 def estimate(arch: Arch, board: Board | None = None, mbv2_slices: int = 1, deployable: bool = True,
@@ -32,6 +32,8 @@ def estimate(arch: Arch, board: Board | None = None, mbv2_slices: int = 1, deplo
       (:mod:`mcunas.cost.tflite_size`).
     * ``sram_tflm_bytes``: predicted TFLM arena, the greedy-planned head plus
       the persistent tail (:mod:`mcunas.cost.tflm_arena`).
+    * ``sram_tflm_offline_bytes``: the same with the offline memory plan
+      ``mcunas export --memory-plan offline`` embeds (:mod:`mcunas.cost.memory_plan`).
     * ``runtime``, ``latency_ms``, ``latency_low_ms``, ``latency_high_ms``,
       ``latency_error_pct``: only with a board, for ``runtime`` on it (see
       :mod:`mcunas.cost.latency`; budget with ``latency_high_ms``).
@@ -56,7 +58,9 @@ def estimate(arch: Arch, board: Board | None = None, mbv2_slices: int = 1, deplo
     if deployable:
         exported = arch_tflite_model(arch, graph)
         out["tflite_bytes"] = tflite_bytes(exported)
-        out["sram_tflm_bytes"] = predict_arena(exported)["sram_tflm_bytes"]
+        arenas = predict_arenas(exported)
+        out["sram_tflm_bytes"] = arenas["stock"]["sram_tflm_bytes"]
+        out["sram_tflm_offline_bytes"] = arenas["offline"]["sram_tflm_bytes"]
     if board is not None:
         out["board"] = board.name
         out.update(latency_figures(graph, board, runtime))

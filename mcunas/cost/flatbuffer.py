@@ -77,6 +77,9 @@ class TfliteModel:
     buffer_sizes: list[int]
     file_bytes: int
     extra_subgraphs: list[Subgraph] = field(default_factory=list)
+    # The "OfflineMemoryAllocation" metadata: one head offset per tensor (all subgraphs
+    # concatenated), -1 where TFLM's own planner places the tensor; None without one.
+    offline_offsets: list[int] | None = None
 
     @property
     def subgraphs(self) -> list[Subgraph]:
@@ -179,6 +182,23 @@ def _subgraph(r: _Reader, sg: int, codes: list[str], buffer_sizes: list[int]) ->
     return Subgraph(tensors, operators, r.scalars(sg, 1, "i"), r.scalars(sg, 2, "i"))
 
 
+OFFLINE_PLAN_METADATA = "OfflineMemoryAllocation"
+
+
+def _offline_offsets(r: _Reader, model: int, buffers: list[int]) -> list[int] | None:
+    """The offsets of the offline memory plan in the metadata, as TFLM reads them: int32
+    [version, subgraphs, n, offset_0 .. offset_n-1] in the named buffer."""
+    for meta in r.tables(model, 6):
+        if r.string(meta, 0) == OFFLINE_PLAN_METADATA:
+            start, n = r.vector(buffers[r.scalar(meta, 1, "I")], 0)
+            values = struct.unpack_from(f"<{n // 4}i", r.buf, start)
+            if len(values) < 3 or len(values) != 3 + values[2]:
+                raise UserError(f"malformed {OFFLINE_PLAN_METADATA} metadata: {len(values)} int32 values, "
+                                f"expected 3 + the count it gives")
+            return list(values[3:])
+    return None
+
+
 def read_tflite(data: bytes) -> TfliteModel:
     """Decode every subgraph of a ``.tflite`` file; UserError if it is not one."""
     if len(data) < 8 or data[4:8] != b"TFL3":
@@ -202,6 +222,6 @@ def read_tflite(data: bytes) -> TfliteModel:
         main = subgraphs[0]
         return TfliteModel(tensors=main.tensors, operators=main.operators, inputs=main.inputs,
                            outputs=main.outputs, buffer_sizes=buffer_sizes, file_bytes=len(data),
-                           extra_subgraphs=subgraphs[1:])
+                           extra_subgraphs=subgraphs[1:], offline_offsets=_offline_offsets(r, model, buffers))
     except (struct.error, IndexError) as exc:
         raise UserError(f"corrupt TensorFlow Lite flatbuffer ({exc})") from None

@@ -44,12 +44,12 @@ from mcunas.errors import UserError
 
 ARENA_ALIGN = ALIGN_BYTES  # MicroArenaBufferAlignment(): kernels' persistent buffers, planned tensors
 
-__all__ = ["predict_arena", "plan_buffers", "check_supported"]
+__all__ = ["predict_arena", "predict_arenas", "plan_buffers", "planned_tensors", "check_supported"]
 
 
-def plan_buffers(sg: Subgraph, scratch: list[tuple[int, int]] = ()) -> list[Buffer]:
-    """The planner's buffers: non-constant, non-variable tensors with their scope lifetimes,
-    then the scratch buffers ``(bytes, op index)`` in request order."""
+def planned_tensors(sg: Subgraph) -> dict[int, tuple[int, int]]:
+    """The tensors TFLM plans (no constant data, not variable, non-zero size, used), in index
+    order, with their scope lifetimes ``(first, last)``."""
     scopes = len(sg.operators)
     first: dict[int, int] = {}
     last: dict[int, int] = {}
@@ -63,9 +63,15 @@ def plan_buffers(sg: Subgraph, scratch: list[tuple[int, int]] = ()) -> list[Buff
                 last[t] = scope
     for t in sg.outputs:
         last[t] = scopes
-    buffers = [Buffer(align_up(tensor.nbytes), first[i], last[i])
-               for i, tensor in enumerate(sg.tensors)
-               if not tensor.has_data and not tensor.is_variable and tensor.nbytes and i in first]
+    return {i: (first[i], last[i]) for i, tensor in enumerate(sg.tensors)
+            if not tensor.has_data and not tensor.is_variable and tensor.nbytes and i in first}
+
+
+def plan_buffers(sg: Subgraph, scratch: list[tuple[int, int]] = ()) -> list[Buffer]:
+    """The planner's buffers: the planned tensors with their scope lifetimes, then the
+    scratch buffers ``(bytes, op index)`` in request order."""
+    buffers = [Buffer(align_up(sg.tensors[i].nbytes), first, last)
+               for i, (first, last) in planned_tensors(sg).items()]
     buffers += [Buffer(align_up(nbytes), op + 1, op + 1) for nbytes, op in scratch]
     return buffers
 
@@ -136,8 +142,23 @@ def _persistent_tensor(arena: _Arena, sg: Subgraph, index: int, target: Target) 
         arena.persistent(4 + 4 * len(t.scale), 4)
 
 
-def predict_arena(model: TfliteModel, target: str = "x86_64") -> dict:
-    """``sram_tflm_bytes`` (smallest arena that loads) with its split, for ``target``."""
+MEMORY_PLANS = ("stock", "offline")
+
+
+def predict_arena(model: TfliteModel, target: str = "x86_64", memory_plan: str = "stock") -> dict:
+    """``sram_tflm_bytes`` (smallest arena that loads) with its split, for ``target``.
+
+    The head is planned by TFLM's greedy planner, around the offsets of the model's own
+    offline plan where it carries one; ``memory_plan="offline"`` predicts the model with the
+    plan :mod:`mcunas.cost.memory_plan` would embed instead (and adds the plan's lower bound,
+    ``tflm_head_bound_bytes``).
+    """
+    return predict_arenas(model, target, (memory_plan,))[memory_plan]
+
+
+def predict_arenas(model: TfliteModel, target: str = "x86_64", memory_plans=MEMORY_PLANS) -> dict[str, dict]:
+    """:func:`predict_arena` for several memory plans at the cost of one replay (only the
+    planned head differs), keyed by plan."""
     tgt = get_target(target)
     subgraphs = model.subgraphs
     costs = [[kernel_cost(sg, op, tgt) for op in sg.operators] for sg in subgraphs]
@@ -189,19 +210,51 @@ def predict_arena(model: TfliteModel, target: str = "x86_64") -> dict:
     head = align_up(head, tgt.pointer_bytes) + tgt.pointer_bytes * len(subgraphs)
     head = align_up(head, tgt.struct_align) + tgt.allocation_info_bytes * info_count
     arena.need(align_up(head, ARENA_ALIGN) + PLANNER_BYTES_PER_BUFFER * planned, ARENA_ALIGN)
-    plan = _plan_head(buffers)
-    arena.need(plan)
-    # Interpreter: input / output tables and tensors
-    main = subgraphs[0]
-    for group in (main.inputs, main.outputs):
-        arena.persistent(tgt.pointer_bytes * len(group), ARENA_ALIGN)
-        for t in group:
-            _persistent_tensor(arena, main, t, tgt)
-    arena.need(plan)
-    total = arena.smallest_safe_size()
-    tail = arena.tail_used(total)
-    return {"sram_tflm_bytes": total, "tflm_head_bytes": plan, "tflm_tail_bytes": tail,
-            "target": tgt.name}
+    commit_events = arena.events
+    results = {}
+    for memory_plan in memory_plans:
+        offline = _offline_plan(model, memory_plan, scratch)
+        plan = _plan_head(buffers) if offline is None else offline.head_bytes
+        arena.events = list(commit_events)
+        arena.need(plan)
+        # Interpreter: input / output tables and tensors
+        main = subgraphs[0]
+        for group in (main.inputs, main.outputs):
+            arena.persistent(tgt.pointer_bytes * len(group), ARENA_ALIGN)
+            for t in group:
+                _persistent_tensor(arena, main, t, tgt)
+        arena.need(plan)
+        total = arena.smallest_safe_size()
+        out = {"sram_tflm_bytes": total, "tflm_head_bytes": plan, "tflm_tail_bytes": arena.tail_used(total),
+               "target": tgt.name}
+        if memory_plan == "offline":
+            out["tflm_head_bound_bytes"] = offline.bound_bytes
+        results[memory_plan] = out
+    return results
+
+
+def _offline_plan(model: TfliteModel, memory_plan: str, scratch: list[list[tuple[int, int]]]):
+    """The offline plan the head follows: made here (``memory_plan="offline"``), the model's own
+    (as TFLM reads it), or None (TFLM's greedy planner alone)."""
+    from mcunas.cost.memory_plan import OfflinePlan, plan_subgraph
+
+    if memory_plan not in MEMORY_PLANS:
+        raise UserError(f"unknown memory plan '{memory_plan}': choose one of {', '.join(MEMORY_PLANS)}")
+    if memory_plan == "stock" and model.offline_offsets is None:
+        return None
+    if len(model.subgraphs) > 1:
+        raise UserError("offline memory plans are modelled for single-subgraph models only "
+                        "(TFLM indexes the offsets per subgraph from the start of the list)")
+    sg = model.subgraphs[0]
+    if memory_plan == "offline":
+        return plan_subgraph(sg, scratch[0])
+    if len(model.offline_offsets) != len(sg.tensors):
+        raise UserError(f"the model's offline memory plan has {len(model.offline_offsets)} offsets for "
+                        f"{len(sg.tensors)} tensors: TFLM refuses to load it")
+    buffers = plan_buffers(sg, scratch[0])
+    fixed = [model.offline_offsets[t] for t in planned_tensors(sg)]
+    fixed += [-1] * (len(buffers) - len(fixed))
+    return OfflinePlan(model.offline_offsets, peak_bytes(buffers, fixed), 0, False)
 
 
 def _plan_head(buffers: list[list[Buffer]]) -> int:

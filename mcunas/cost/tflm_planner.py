@@ -17,6 +17,11 @@ Rules (tflite-micro ``micro_allocation_info.cc`` and
   measured models when got wrong.  Then each is placed at the lowest offset where
   it fits in a gap between the already placed, time-overlapping buffers.
 * The head is the highest end offset.
+* Buffers with an *offline* offset (the model's ``OfflineMemoryAllocation``
+  metadata, :mod:`mcunas.cost.memory_plan`) keep it: they go into the
+  offset-ordered list first, in the order added, unsorted; only the others
+  (here: the kernels' scratch buffers) are sorted and fitted into the gaps
+  around them.
 """
 
 from __future__ import annotations
@@ -42,12 +47,20 @@ class Buffer:
 _offset = itemgetter(0)
 
 
-def plan_offsets(buffers: list[Buffer]) -> list[int]:
-    """Offsets the greedy planner gives ``buffers`` (same order as given)."""
-    order = sorted(range(len(buffers)), key=lambda i: (-buffers[i].bytes, -i))
+def plan_offsets(buffers: list[Buffer], fixed: list[int] | None = None) -> list[int]:
+    """Offsets the greedy planner gives ``buffers`` (same order as given).
+
+    ``fixed``: per buffer an offline offset, or -1 where the planner places it.
+    """
+    fixed = fixed or [-1] * len(buffers)
+    online = sorted((i for i in range(len(buffers)) if fixed[i] < 0), key=lambda i: (-buffers[i].bytes, -i))
     placed: list[tuple[int, int]] = []  # (offset, buffer index), kept sorted by offset
     offsets = [0] * len(buffers)
-    for i in order:
+    for i in range(len(buffers)):
+        if fixed[i] >= 0:
+            offsets[i] = fixed[i]
+            insort_right(placed, (fixed[i], i), key=_offset)
+    for i in online:
         want = buffers[i]
         candidate = 0
         for offset, j in placed:
@@ -62,7 +75,7 @@ def plan_offsets(buffers: list[Buffer]) -> list[int]:
     return offsets
 
 
-def peak_bytes(buffers: list[Buffer]) -> int:
+def peak_bytes(buffers: list[Buffer], fixed: list[int] | None = None) -> int:
     """The planner's arena head: the highest end offset of any buffer."""
-    offsets = plan_offsets(buffers)
+    offsets = plan_offsets(buffers, fixed)
     return max((o + b.bytes for o, b in zip(offsets, buffers)), default=0)

@@ -128,14 +128,14 @@ def _label_rows(sources, classes, threshold, area, eval_ids):
                         f"COCO names look like {', '.join(names[:6])}, …")
     wanted = read_eval_ids(Path(eval_ids)) if eval_ids else None
     labelled = []
-    for (images_dir, annotations, coco), ids in zip(indexed, found):
+    for (images_dir, annotations_file, coco), ids in zip(indexed, found):
         if ids and len(ids) < len(classes):
-            warn(f"{annotations} has no category {', '.join(c for c in classes if c not in ids)}; "
+            warn(f"{annotations_file} has no category {', '.join(c for c in classes if c not in ids)}; "
                  f"its images are labelled by {', '.join(ids)} only")
         if not ids:
-            warn(f"{annotations} has none of the categories {', '.join(classes)}; all its images are label 0")
+            warn(f"{annotations_file} has none of the categories {', '.join(classes)}; all its images are label 0")
         for item in label_images(coco, list(ids.values()), threshold, area):
-            labelled.append((item, str(annotations), Path(images_dir) / item.file_name))
+            labelled.append((item, str(annotations_file), Path(images_dir) / item.file_name))
     seen, rows, skipped = set(), [], []
     for item, source, path in labelled:
         if item.image_id in seen:

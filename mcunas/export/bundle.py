@@ -89,15 +89,19 @@ def export_folder(out_dir: str | Path):
 
 
 def export_arch(arch: Arch, out_dir: str | Path, weights: str | Path | None = None,
-                data: str | Path | None = None, target: str = "x86_64") -> dict:
-    """Write model.keras, model_int8.tflite, model_data.h/.cc and arch.txt into ``out_dir`` (replaced whole)."""
+                data: str | Path | None = None, target: str = "x86_64", memory_plan: str = "stock") -> dict:
+    """Write model.keras, model_int8.tflite, model_data.h/.cc and arch.txt into ``out_dir`` (replaced whole).
+
+    ``memory_plan="offline"`` embeds an offline memory plan in the ``.tflite``
+    (:mod:`mcunas.export.memory_plan`); the figures then give the arena with and without it.
+    """
     with export_folder(out_dir) as tmp:
-        figures = write_arch_files(arch, tmp, weights, data, target)
+        figures = write_arch_files(arch, tmp, weights, data, target, memory_plan)
     return {**figures, "out": str(out_dir)}
 
 
 def write_arch_files(arch: Arch, out: Path, weights: str | Path | None = None,
-                     data: str | Path | None = None, target: str = "x86_64") -> dict:
+                     data: str | Path | None = None, target: str = "x86_64", memory_plan: str = "stock") -> dict:
     """Write the export files of ``arch`` into the existing folder ``out``; returns the figures."""
     from mcunas.export.c_array import write_c_array
     from mcunas.export.tflite import convert_int8
@@ -110,10 +114,28 @@ def write_arch_files(arch: Arch, out: Path, weights: str | Path | None = None,
     tflite_path = out / "model_int8.tflite"
     tflite_path.write_bytes(tflite)
     measured = measure_arena(tflite_path)
+    plan_figures = {}
+    if memory_plan == "offline":
+        from mcunas.export.memory_plan import embed_offline_plan
+
+        stock = measured
+        tflite, plan = embed_offline_plan(tflite)
+        tflite_path.write_bytes(tflite)
+        measured = measure_arena(tflite_path)
+        plan_figures = {"memory_plan": "offline", "tflm_arena_stock_bytes": stock["tflm_arena_bytes"],
+                        "tflm_head_stock_bytes": stock["tflm_head_bytes"],
+                        "tflm_head_bound_bytes": plan.bound_bytes,
+                        "arena_saved_bytes": stock["tflm_arena_bytes"] - measured["tflm_arena_bytes"]}
     (out / "arch.txt").write_text(f"{arch}\n")
     state = "trained weights from " + str(weights) if weights else "untrained (random weights)"
+    plan_note = ""
+    if plan_figures:
+        plan_note = (f"\nOffline memory plan embedded (OfflineMemoryAllocation metadata): TFLM needs "
+                     f"{measured['tflm_arena_bytes']:,} B instead of {plan_figures['tflm_arena_stock_bytes']:,} B "
+                     "(x86-64, measured).\nKernels with scratch buffers of their own (e.g. CMSIS-NN) get them "
+                     "placed around the plan by TFLM's planner.")
     write_c_array(tflite, out, measured["tflm_arena_bytes"], target=target,
-                  comment=f"arch: {arch}\n{state}; {DEVICE_INPUT}")
+                  comment=f"arch: {arch}\n{state}; {DEVICE_INPUT}{plan_note}")
     return {
         "arch": str(arch),
         "trained": weights is not None,
@@ -122,5 +144,6 @@ def write_arch_files(arch: Arch, out: Path, weights: str | Path | None = None,
         "tflm_arena_bytes": measured["tflm_arena_bytes"],
         "tflm_head_bytes": measured["tflm_head_bytes"],
         "tflm_tail_bytes": measured["tflm_tail_bytes"],
+        **plan_figures,
         "files": sorted(p.name for p in out.iterdir()),
     }

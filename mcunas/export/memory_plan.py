@@ -1,0 +1,81 @@
+"""Embed an offline memory plan in a ``.tflite``: the ``OfflineMemoryAllocation`` metadata.
+
+TFLM reads it in ``AllocationInfoBuilder::GetOfflinePlannedOffsets``
+(``micro_allocation_info.cc``; format in ``micro/docs/memory_management.md``): a metadata
+entry of that exact name whose buffer holds int32 ``[version 0, subgraph count, n,
+offset_0 .. offset_n-1]``, one offset per tensor (``n`` must equal the model's tensor count
+or loading fails), -1 for tensors its own planner should place.  Constant tensors are never
+planned, whatever their entry says; they get -1.  The plan itself is
+:func:`mcunas.cost.memory_plan.offline_plan` (pure Python).
+
+The model is rewritten with TensorFlow's own flatbuffer object API
+(``tensorflow.lite.python.schema_py_generated``: unpack, add a buffer and a metadata entry,
+pack), so every other field survives unchanged.  One thing the generated ``Pack`` loses is
+the converter's 16-byte alignment of each buffer's data, which TFLM relies on when it reads
+weights in place; :class:`_AlignedBuffer` keeps it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mcunas.cost.flatbuffer import OFFLINE_PLAN_METADATA, read_tflite
+from mcunas.cost.memory_plan import OfflinePlan, offline_plan
+from mcunas.errors import UserError
+
+PLAN_FORMAT_VERSION = 0
+BUFFER_ALIGN_BYTES = 16
+
+
+def embed_offline_plan(data: bytes) -> tuple[bytes, OfflinePlan]:
+    """``data`` with the offline plan in its metadata (replacing one already there), and the plan."""
+    import flatbuffers
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    plan = offline_plan(read_tflite(data))
+    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    if any(b.offset or b.size for b in model.buffers or []):
+        raise UserError("the model keeps its buffers outside the flatbuffer (a >2 GB layout); "
+                        "an offline memory plan cannot be embedded in it")
+    values = np.array([PLAN_FORMAT_VERSION, len(model.subgraphs), len(plan.offsets), *plan.offsets], dtype="<i4")
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(values.tobytes(), dtype=np.uint8)
+    model.metadata = [m for m in (model.metadata or []) if m.name not in (OFFLINE_PLAN_METADATA,
+                                                                          OFFLINE_PLAN_METADATA.encode())]
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = OFFLINE_PLAN_METADATA
+    entry.buffer = len(model.buffers) - 1
+    model.metadata.append(entry)
+    model.buffers = [_AlignedBuffer.of(b) for b in model.buffers]
+    builder = flatbuffers.Builder(len(data) + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    out = bytes(builder.Output())
+    if read_tflite(out).offline_offsets != plan.offsets:
+        raise RuntimeError("the offline plan did not survive writing the model")
+    return out, plan
+
+
+class _AlignedBuffer:
+    """A ``BufferT`` whose data vector starts on a 16-byte boundary, as the converter writes it."""
+
+    def __init__(self, data):
+        self.data = data
+
+    @classmethod
+    def of(cls, buffer):
+        return cls(None if buffer.data is None else np.asarray(buffer.data, dtype=np.uint8))
+
+    def Pack(self, builder):  # noqa: N802 (the generated API's name)
+        from tensorflow.lite.python import schema_py_generated as schema
+
+        data = None
+        if self.data is not None and len(self.data):
+            builder.StartVector(1, len(self.data), BUFFER_ALIGN_BYTES)
+            builder.head = builder.head - len(self.data)
+            builder.Bytes[builder.head:builder.head + len(self.data)] = self.data.tobytes()
+            data = builder.EndVector()
+        schema.BufferStart(builder)
+        if data is not None:
+            schema.BufferAddData(builder, data)
+        return schema.BufferEnd(builder)
