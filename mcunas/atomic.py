@@ -57,6 +57,8 @@ def atomic_folder(path: Path):
     import fcntl
 
     path = Path(path).absolute()
+    if path.is_symlink():
+        path = path.resolve()  # a link to a folder: replace the folder it names, keep the link
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.parent / f".{path.name}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

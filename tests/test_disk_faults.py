@@ -164,3 +164,15 @@ def test_read_only_cache_folder_during_evaluate(tmp_path, shared_models):
         tmp_path, tmp_path, env={"MCUNAS_CACHE_DIR": str(cache)})
     assert_one_line_error(done, "Read-only file system")
     assert left == []
+
+
+def test_out_that_is_a_link_to_a_folder_replaces_that_folder_and_keeps_the_link(tmp_path):
+    from mcunas.atomic import atomic_folder
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "old.txt").write_text("old")
+    (tmp_path / "link").symlink_to("real")
+    with atomic_folder(tmp_path / "link") as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert (tmp_path / "link").is_symlink()
+    assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["new.txt"]

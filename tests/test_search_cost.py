@@ -104,3 +104,9 @@ def test_a_bad_config_file_is_one_line_and_writes_nothing(tmp_path, text, fragme
     proc = _search(tmp_path, "--config", cfg)
     assert_one_line_error(proc, fragment.replace("CFG", str(cfg)))
     assert not (tmp_path / "results").exists()
+
+
+def test_a_pruner_on_a_multi_objective_study_is_refused_before_anything_is_written(tmp_path):
+    proc = _search(tmp_path, "--study", "pruned", "--pruner", "hyperband")
+    assert_one_line_error(proc, "--pruner hyperband needs --objectives accuracy alone")
+    assert not (tmp_path / "results").exists()

@@ -160,7 +160,7 @@ def run(args) -> int:
     from mcunas.errors import UserError
     from mcunas.search.campaign import Campaign, run_campaign
     from mcunas.search.halving import parse_halving
-    from mcunas.search.objectives import parse_objectives
+    from mcunas.search.objectives import check_pruner, parse_objectives
     from mcunas.search.storage import check_study_name, default_storage_url
     from mcunas.spaces import load_space
 
@@ -178,6 +178,7 @@ def run(args) -> int:
     space = load_space(s["space"])
     results_dir = Path(s["results_dir"])
     objectives = parse_objectives(s["objectives"])
+    check_pruner(s["pruner"], objectives)
     halving = parse_halving(s["halving"], s["rungs"], int(s["epochs"]), objectives, s["pruner"])
     data = s["data"]
     if "accuracy" not in objectives:

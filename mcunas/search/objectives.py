@@ -62,14 +62,19 @@ def make_sampler(name: str, seed: int | None):
     raise UserError(f"unknown sampler '{name}': choose one of {', '.join(SAMPLERS)}")
 
 
+def check_pruner(name: str, objectives: list[str]) -> None:
+    """Refuse a pruner on a multi-objective study before anything is written (Optuna cannot prune those)."""
+    if name != "none" and objectives != ["accuracy"]:
+        raise UserError(f"--pruner {name} needs --objectives accuracy alone: Optuna cannot prune multi-objective studies")
+
+
 def make_pruner(name: str, objectives: list[str], epochs: int):
     """Hyperband on epochs — only for a single accuracy objective (Optuna cannot prune multi-objective)."""
     import optuna
 
+    check_pruner(name, objectives)
     if name == "none":
         return optuna.pruners.NopPruner()
-    if objectives != ["accuracy"]:
-        raise UserError(f"--pruner {name} needs --objectives accuracy alone: Optuna cannot prune multi-objective studies")
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(1, epochs))
     if name == "median":
