@@ -166,6 +166,14 @@ def predict_arenas(model: TfliteModel, target: str = "x86_64", memory_plans=MEMO
     arena = _Arena()
     request_bytes = tgt.scratch_request_bytes
     arena.persistent(tgt.allocator_objects_bytes, tgt.struct_align)
+    variables = resource_buffers(subgraphs)
+    if variables:  # MicroResourceVariables::Create, before the interpreter
+        arena.persistent(tgt.resource_variables_bytes, ARENA_ALIGN)
+        arena.persistent(tgt.resource_variable_bytes * variables["count"], ARENA_ALIGN)
+        # print_allocations lists 2 persistent buffers (16 B each with alignment) more than the
+        # kernels above request on all 5 measured microWakeWord models; origin not traced.
+        for _ in range(2):
+            arena.persistent(ARENA_ALIGN, ARENA_ALIGN)
     # StartModelAllocation
     arena.persistent(tgt.builtin_allocator_bytes, tgt.struct_align)
     arena.need(request_bytes * MAX_SCRATCH_BUFFERS_PER_OP)
@@ -176,7 +184,7 @@ def predict_arenas(model: TfliteModel, target: str = "x86_64", memory_plans=MEMO
         arena.persistent(tgt.node_and_registration_bytes * len(sg.operators), tgt.struct_align)
     for sg_costs in costs:
         for cost in sg_costs:
-            arena.persistent(cost.params_bytes, 4)
+            arena.persistent(cost.params_bytes, cost.params_align)
     for sg_costs in costs:
         for cost in sg_costs:
             for n in cost.init_bytes:
@@ -187,7 +195,7 @@ def predict_arenas(model: TfliteModel, target: str = "x86_64", memory_plans=MEMO
     for s, (sg, sg_costs) in enumerate(zip(subgraphs, costs)):
         for index, cost in enumerate(sg_costs):
             head = request_bytes * (requests + MAX_SCRATCH_BUFFERS_PER_OP)
-            for n in cost.persistent_bytes:
+            for n in cost.persistent_bytes + variables.get((s, index), []):
                 arena.persistent(n, ARENA_ALIGN)
             for t in cost.temps:
                 head = _temp_tensor_bytes(sg, t, tgt, head)
@@ -214,7 +222,7 @@ def predict_arenas(model: TfliteModel, target: str = "x86_64", memory_plans=MEMO
     results = {}
     for memory_plan in memory_plans:
         offline = _offline_plan(model, memory_plan, scratch)
-        plan = _plan_head(buffers) if offline is None else offline.head_bytes
+        plan = _plan_head(buffers, subgraphs, scratch) if offline is None else offline.head_bytes
         arena.events = list(commit_events)
         arena.need(plan)
         # Interpreter: input / output tables and tensors
@@ -231,6 +239,34 @@ def predict_arenas(model: TfliteModel, target: str = "x86_64", memory_plans=MEMO
             out["tflm_head_bound_bytes"] = offline.bound_bytes
         results[memory_plan] = out
     return results
+
+
+def resource_buffers(subgraphs: list[Subgraph]) -> dict:
+    """The resource variables of a model: ``{(subgraph, op index): [bytes]}`` for each
+    ASSIGN_VARIABLE whose Prepare allocates its variable's buffer (the first assignment of
+    each variable, in Prepare order: subgraph by subgraph, op by op), and one key ``"count"``:
+    the number of distinct variables (``VAR_HANDLE`` shared names), which is what the pip
+    interpreter passes to ``MicroResourceVariables::Create``.  Empty without VAR_HANDLE."""
+    names = {op.options.get("shared_name", "") for sg in subgraphs for op in sg.operators if op.op == "VAR_HANDLE"}
+    if not names:
+        return {}
+    out: dict = {"count": len(names)}
+    allocated = set()
+    for s, sg in enumerate(subgraphs):
+        handle_of = {op.outputs[0]: op.options.get("shared_name", "") for op in sg.operators
+                     if op.op == "VAR_HANDLE"}
+        for index, op in enumerate(sg.operators):
+            if op.op != "ASSIGN_VARIABLE":
+                continue
+            name = handle_of.get(op.inputs[0])
+            if name is None:
+                # the handle comes from another subgraph: TFLM allocates at invoke, from the tail
+                raise UserError("ASSIGN_VARIABLE reads a resource handle made outside its subgraph: "
+                                "the TFLM arena model does not cover this")
+            if name not in allocated:
+                allocated.add(name)
+                out[(s, index)] = [sg.tensors[op.inputs[1]].nbytes]
+    return out
 
 
 def _offline_plan(model: TfliteModel, memory_plan: str, scratch: list[list[tuple[int, int]]]):
@@ -257,14 +293,69 @@ def _offline_plan(model: TfliteModel, memory_plan: str, scratch: list[list[tuple
     return OfflinePlan(model.offline_offsets, peak_bytes(buffers, fixed), 0, False)
 
 
-def _plan_head(buffers: list[list[Buffer]]) -> int:
-    """Planned head: the main subgraph exactly; further subgraphs (IF/WHILE bodies) are
-    planned by TFLM into the same arena with lifetimes tied to their calling op — here
-    they are stacked on top, alive throughout (never less than TFLM)."""
-    return sum(peak_bytes(b) for b in buffers)
+def _plan_head(buffers: list[list[Buffer]], subgraphs: list[Subgraph] = (),
+               scratch: list[list[tuple[int, int]]] = ()) -> int:
+    """Planned head.  One subgraph: its buffers.  Several: TFLM plans them all in one plan, each
+    called subgraph's lifetimes nested inside its calling op's scope (:func:`model_buffers`)."""
+    if len(buffers) == 1:
+        return peak_bytes(buffers[0])
+    return peak_bytes(model_buffers(subgraphs, scratch))
 
 
-QUANTISED_ACTIVATIONS = ("int8", "int16", "int32")  # int32: SHAPE outputs, MEAN/ARG_MAX side data
+CALLED_SUBGRAPHS_OPS = ("IF", "WHILE", "CALL_ONCE")  # options["subgraphs"]: the subgraphs they run
+
+
+def model_buffers(subgraphs: list[Subgraph], scratch: list[list[tuple[int, int]]]) -> list[Buffer]:
+    """Every subgraph's planned buffers in one list, as ``AllocationInfoBuilder`` marks them
+    (``micro_allocation_info.cc``): one scope counter walks the main subgraph; an op that runs
+    subgraphs (IF, WHILE, CALL_ONCE) opens a new scope per called subgraph and walks it there,
+    before its own inputs' last use is marked, so a called subgraph's tensors live inside its
+    caller's scope.  Buffers follow in allocation-info order: subgraph 0's tensors, subgraph 1's,
+    ..., then the scratch buffers in request order; a tensor no walk reaches is not planned."""
+    first: dict[tuple[int, int], int] = {}
+    last: dict[tuple[int, int], int] = {}
+    scratch_life: dict[tuple[int, int], tuple[int, int]] = {}
+    scope = 0
+
+    def created(key):
+        first[key] = last[key] = scope
+
+    def walk(s: int) -> None:
+        nonlocal scope
+        sg = subgraphs[s]
+        for t in (*sg.inputs, *sg.outputs):
+            created((s, t))
+        for index, op in enumerate(sg.operators):
+            scope += 1
+            for t in op.outputs:
+                created((s, t))
+            start = scope
+            if op.op in CALLED_SUBGRAPHS_OPS:
+                for called in op.options.get("subgraphs", []):
+                    if 0 <= called < len(subgraphs):
+                        scope += 1
+                        walk(called)
+            for t in (*[i for i in op.inputs if i >= 0], *op.outputs):
+                last[(s, t)] = scope
+            scratch_life[(s, index)] = (start, scope)
+        for t in sg.outputs:
+            last[(s, t)] = scope
+
+    walk(0)
+    buffers = [Buffer(align_up(t.nbytes), first[(s, i)], last[(s, i)])
+               for s, sg in enumerate(subgraphs) for i, t in enumerate(sg.tensors)
+               if (s, i) in first and not t.has_data and not t.is_variable and t.nbytes]
+    for s, requests in enumerate(scratch):
+        for nbytes, op in requests:
+            lo, hi = scratch_life.get((s, op), (0, scope))
+            buffers.append(Buffer(align_up(nbytes), lo, hi))
+    return buffers
+
+
+# int32: SHAPE outputs, MEAN/ARG_MAX side data; float32: TFLM's float reference kernels allocate
+# the same structs (checked on the float32 files of results/public_tflite_fidelity.csv); bool:
+# comparison outputs; resource: VAR_HANDLE outputs.  uint8 only through QUANTIZE/DEQUANTIZE.
+ACTIVATION_TYPES = ("int8", "int16", "int32", "float32", "bool", "resource")
 
 
 def check_supported(model: TfliteModel) -> None:
@@ -284,7 +375,7 @@ def _check_activation_types(model: TfliteModel) -> None:
                 continue
             for t in (*op.inputs, *op.outputs):
                 tensor = sg.tensors[t] if t >= 0 else None
-                if tensor is not None and not tensor.has_data and tensor.dtype not in QUANTISED_ACTIVATIONS:
+                if tensor is not None and not tensor.has_data and tensor.dtype not in ACTIVATION_TYPES:
                     raise UserError(f"{op.op} has a {tensor.dtype} activation '{tensor.name}': the TFLM arena "
                                     "model covers int8/int16 models (float or uint8 only at the input and "
                                     "output, through QUANTIZE/DEQUANTIZE)")
