@@ -184,7 +184,8 @@ def predict_arenas(model: TfliteModel, target: str = "x86_64", memory_plans=MEMO
         arena.persistent(tgt.node_and_registration_bytes * len(sg.operators), tgt.struct_align)
     for sg_costs in costs:
         for cost in sg_costs:
-            arena.persistent(cost.params_bytes, cost.params_align)
+            for nbytes, align in cost.params:
+                arena.persistent(nbytes, align)
     for sg_costs in costs:
         for cost in sg_costs:
             for n in cost.init_bytes:
@@ -359,9 +360,9 @@ ACTIVATION_TYPES = ("int8", "int16", "int32", "float32", "bool", "resource")
 
 
 def check_supported(model: TfliteModel) -> None:
-    """UserError naming the first op the arena model does not know, or a float/uint8 op
-    inside the model (only QUANTIZE/DEQUANTIZE may touch float or uint8: TFLM's float
-    kernels are not modelled)."""
+    """UserError naming the first op the arena model does not know, or an op inside the model
+    with an activation type outside :data:`ACTIVATION_TYPES` (only QUANTIZE/DEQUANTIZE may
+    touch uint8)."""
     for sg in model.subgraphs:
         for op in sg.operators:
             kernel_cost(sg, op, get_target("x86_64"))  # UserError for an op it does not know
@@ -377,5 +378,5 @@ def _check_activation_types(model: TfliteModel) -> None:
                 tensor = sg.tensors[t] if t >= 0 else None
                 if tensor is not None and not tensor.has_data and tensor.dtype not in ACTIVATION_TYPES:
                     raise UserError(f"{op.op} has a {tensor.dtype} activation '{tensor.name}': the TFLM arena "
-                                    "model covers int8/int16 models (float or uint8 only at the input and "
+                                    "model covers int8, int16 and float32 models (uint8 only at the input and "
                                     "output, through QUANTIZE/DEQUANTIZE)")
