@@ -155,6 +155,8 @@ def _options(r: _Reader, table: int | None, op: str) -> dict:
         return {"subgraphs": [r.scalar(table, 0, "i"), r.scalar(table, 1, "i")]}
     if op == "CALL_ONCE":
         return {"subgraphs": [r.scalar(table, 0, "i")]}
+    if op == "BATCH_MATMUL":
+        return {"adj_x": bool(r.scalar(table, 0, "b")), "adj_y": bool(r.scalar(table, 1, "b"))}
     if op == "VAR_HANDLE":  # TFLM keys a resource variable by (container, shared_name)
         return {"container": r.string(table, 0), "shared_name": r.string(table, 1)}
     return {}

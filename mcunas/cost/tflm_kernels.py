@@ -134,6 +134,7 @@ PARAMS_BYTES = {
     "PACK": 8, "UNPACK": 8, "UNIDIRECTIONAL_SEQUENCE_LSTM": 16, "LEAKY_RELU": 4, "SQUEEZE": 36,
     "GATHER": 8, "RESIZE_NEAREST_NEIGHBOR": 2, "RESIZE_BILINEAR": 2, "TRANSPOSE_CONV": 20, "DIV": 4,
     "IF": 8, "WHILE": 8, "CALL_ONCE": 4, "ARG_MAX": 4, "ARG_MIN": 4, "SVDF": 12, "CAST": 0,
+    "BATCH_MATMUL": 4,
 }
 
 # Kernel OpData, x86_64 bytes measured on one-op models (see module doc).
@@ -160,6 +161,8 @@ OPDATA = {
     # GREATER_EQUAL: ComparisonParams; IF: then / else subgraph indices.
     "SUB": OpData(60), "RSQRT": OpData(28), "LOG": OpData(28), "LEAKY_RELU": OpData(24),
     "REDUCE_MAX": OpData(44), "GREATER_EQUAL": OpData(32), "IF": OpData(8),
+    # OpDataBatchMatmul: quantization, lhs and rhs transposed-tensor pointers, three bools
+    "BATCH_MATMUL": OpData(32, pointers=3),
 }
 INT16_LUT_BYTES = 513 * 2  # softmax int16: exp and 1/(1+x) lookup tables
 
@@ -207,6 +210,8 @@ def kernel_cost(sg: Subgraph, op: Operator, target: Target) -> KernelCost:
         # temp sums (int32 per output element), resolved axes, normalised input dims
         cost.scratch_bytes += [4 * elements, 4 * max(1, prod(axes.shape)),
                                4 * len(sg.tensors[op.inputs[0]].shape)]
+    elif name == "BATCH_MATMUL":
+        cost.persistent_bytes += _batch_matmul_buffers(sg, op, target)
     elif name in ("VAR_HANDLE", "CALL_ONCE"):
         cost.temps = []  # Prepare reads no TfLiteTensor
     elif name in ("READ_VARIABLE", "ASSIGN_VARIABLE"):
@@ -219,6 +224,22 @@ def kernel_cost(sg: Subgraph, op: Operator, target: Target) -> KernelCost:
 
 
 
+BATCH_MATMUL_QUANT_BYTES = 28  # QuantizationOpDataBatchMatmul: 7 int32 (multiplier, shift, min/max, 3 zero points)
+
+
+def _batch_matmul_buffers(sg: Subgraph, op: Operator, target: Target) -> list[int]:
+    """BATCH_MATMUL's Prepare (``batch_matmul.cc``): the int8/int16 quantisation struct; for
+    each operand it transposes (lhs when ``adj_x``, rhs unless ``adj_y``) a persistent
+    TfLiteEvalTensor, its dims array and a copy of its data; then a writable copy of the
+    output's dims."""
+    lhs, rhs, out = sg.tensors[op.inputs[0]], sg.tensors[op.inputs[1]], sg.tensors[op.outputs[0]]
+    buffers = [BATCH_MATMUL_QUANT_BYTES] if lhs.dtype in ("int8", "int16") else []
+    for tensor, transposed in ((lhs, op.options.get("adj_x", False)), (rhs, not op.options.get("adj_y", False))):
+        if transposed:
+            buffers += [target.eval_tensor_bytes, 4 + 4 * len(tensor.shape), tensor.nbytes]
+    return buffers + [4 + 4 * len(out.shape)]
+
+
 # Ops whose allocations are modelled AND checked against TFLM measurements (one-op models and
 # the replicas of results/tflite_fidelity.csv).  Anything else is refused by name rather than
 # guessed: a kernel's scratch buffers can be any size (UNIDIRECTIONAL_SEQUENCE_LSTM: gate
@@ -229,5 +250,5 @@ SUPPORTED_OPS = frozenset({
     "STRIDED_SLICE", "TRANSPOSE", "SHAPE", "PACK", "HARD_SWISH", "RELU", "RELU6",
     "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE", "SPLIT_V",
     "SUB", "RSQRT", "LOG", "LEAKY_RELU", "MAXIMUM", "MINIMUM", "EXPAND_DIMS", "SQUEEZE", "REDUCE_MAX",
-    "GREATER_EQUAL", "IF",
+    "GREATER_EQUAL", "IF", "BATCH_MATMUL",
 })

