@@ -157,10 +157,11 @@ OPDATA = {
     # From the kernels' OpData structs (ints, bools and enums only, so the same on both targets),
     # checked on the openWakeWord rows of results/public_tflite_fidelity.csv: SUB as ADD's;
     # RSQRT / LOG: OpDataAbsRsqrt-like (multiplier, shift, two offsets, flags, types);
-    # LEAKY_RELU: two multiplier/shift pairs and two zero points; REDUCE_MAX: MEAN's OpDataReduce;
-    # GREATER_EQUAL: ComparisonParams; IF: then / else subgraph indices.
+    # LEAKY_RELU: two multiplier/shift pairs and two zero points; REDUCE_MAX, SUM: MEAN's
+    # OpDataReduce; GREATER, GREATER_EQUAL: ComparisonParams; IF: then / else subgraph indices.
     "SUB": OpData(60), "RSQRT": OpData(28), "LOG": OpData(28), "LEAKY_RELU": OpData(24),
-    "REDUCE_MAX": OpData(44), "GREATER_EQUAL": OpData(32), "IF": OpData(8),
+    "REDUCE_MAX": OpData(44), "SUM": OpData(44), "GREATER": OpData(32), "GREATER_EQUAL": OpData(32),
+    "IF": OpData(8),
     # OpDataBatchMatmul: quantization, lhs and rhs transposed-tensor pointers, three bools
     "BATCH_MATMUL": OpData(32, pointers=3),
 }
@@ -203,7 +204,7 @@ def kernel_cost(sg: Subgraph, op: Operator, target: Target) -> KernelCost:
             cost.persistent_bytes += [4 * _channels(weights)] * 2
     elif name == "SOFTMAX" and sg.tensors[op.inputs[0]].dtype == "int16":
         cost.persistent_bytes += [INT16_LUT_BYTES, INT16_LUT_BYTES]
-    elif name in ("MEAN", "REDUCE_MAX"):
+    elif name in ("MEAN", "REDUCE_MAX", "SUM"):
         out = sg.tensors[op.outputs[0]]
         axes = sg.tensors[op.inputs[1]]
         elements = max(1, prod(out.shape))
@@ -250,5 +251,5 @@ SUPPORTED_OPS = frozenset({
     "STRIDED_SLICE", "TRANSPOSE", "SHAPE", "PACK", "HARD_SWISH", "RELU", "RELU6",
     "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE", "SPLIT_V",
     "SUB", "RSQRT", "LOG", "LEAKY_RELU", "MAXIMUM", "MINIMUM", "EXPAND_DIMS", "SQUEEZE", "REDUCE_MAX",
-    "GREATER_EQUAL", "IF", "BATCH_MATMUL",
+    "GREATER_EQUAL", "IF", "BATCH_MATMUL", "SUM", "GREATER",
 })
