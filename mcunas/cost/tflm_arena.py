@@ -11,7 +11,10 @@ start.  Loading fails as soon as the two meet, at any of these moments, replayed
 ``MicroInterpreter::AllocateTensors`` order (``micro_allocator.cc``,
 ``micro_interpreter.cc``, ``micro_interpreter_graph.cc``):
 
-1. before the model: the allocator objects (:data:`~mcunas.cost.tflm_kernels.Target`);
+1. before the model: the allocator objects (:data:`~mcunas.cost.tflm_kernels.Target`), and
+   where the model has VAR_HANDLE ops, ``MicroResourceVariables`` with one entry per distinct
+   variable (the pip interpreter creates it; a variable's own buffer comes from the first
+   ASSIGN_VARIABLE's Prepare, :func:`resource_buffers`);
 2. ``StartModelAllocation``: the builtin-data allocator; a head buffer for 12 scratch-buffer
    requests; ``SubgraphAllocations``; one ``TfLiteEvalTensor`` per tensor and one
    ``NodeAndRegistration`` per operator, per subgraph;
@@ -24,7 +27,8 @@ start.  Loading fails as soon as the two meet, at any of these moments, replayed
    per tensor and scratch buffer plus the
    greedy planner's 40 B per planned buffer, as temporaries on top of the request buffer —
    for small models this, not the plan, sets the arena — then the planned head
-   (:mod:`mcunas.cost.tflm_planner`);
+   (:mod:`mcunas.cost.tflm_planner`), with the subgraphs that IF / WHILE / CALL_ONCE run
+   planned inside their caller's scope (:func:`model_buffers`);
 6. the interpreter's input/output tables and a persistent ``TfLiteTensor`` (with
    quantisation) per model input and output.
 
