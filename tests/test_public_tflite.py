@@ -5,8 +5,8 @@ import csv
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
+
 from mcunas.bench.fidelity import within_tolerance
 from mcunas.cost.flatbuffer import read_tflite
 from mcunas.cost.tflm_arena import model_buffers, predict_arena, resource_buffers

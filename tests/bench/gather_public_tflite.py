@@ -60,7 +60,7 @@ def download(package: str, version: str, extra: list[str], cache: Path) -> Path:
         return found[0]
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(cache),
            f"{package}=={version}", *extra]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     found = [p for p in cache.glob(prefix + "*") if p.suffix in (".whl", ".gz", ".zip")]
     if proc.returncode or not found:
         last = (proc.stderr.strip().splitlines() or ["no file downloaded"])[-1]

