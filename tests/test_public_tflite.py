@@ -102,3 +102,13 @@ def test_fully_connected_tail_on_a_ten_fc_model():
     row = rows["mltk_anomaly_detection.tflite"]
     assert "FULLY_CONNECTEDx10" in row["ops"]
     assert row["predicted_arena_bytes"] == row["measured_arena_bytes"] == 7_384
+
+
+def test_estimate_cli_reads_models_with_ops_that_have_no_outputs():
+    """ASSIGN_VARIABLE and CALL_ONCE have no output tensor: the MAC count used to index one."""
+    from conftest import run_cli
+
+    proc = run_cli("estimate", "--tflite", DATA / "resource_variable_float.tflite", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert '"sram_tflm_bytes": 2520' in proc.stdout and '"macs": 128' in proc.stdout
+    assert "CALL_ONCE x1" in proc.stdout and "ASSIGN_VARIABLE x2" in proc.stdout
