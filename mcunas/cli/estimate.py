@@ -34,9 +34,9 @@ ARCH grammar (tokens joined by '-'):
 example: in_r96_c3-cv_k3_s2_c8-ds_k3_s1_c16-ds_k3_s2_c32-gap-fc_c2
 
 --tflite FILE reads a .tflite (pure Python, no TensorFlow, no TFLM) and predicts the
-smallest TFLM arena it loads in, by replaying TFLM's allocations op by op: int8 or int16
-(16x8) activations, float32/uint8 input and output around them (QUANTIZE/DEQUANTIZE), several
-subgraphs, and the offline memory plan (OfflineMemoryAllocation metadata) where it has one.  --target x86_64 (default) is the tflite-micro pip package `mcunas measure` runs;
+smallest TFLM arena it loads in, by replaying TFLM's allocations op by op: int8, int16
+(16x8) or float32 activations, uint8 input and output around them (QUANTIZE/DEQUANTIZE),
+resource variables and several subgraphs (IF, CALL_ONCE), and the offline memory plan (OfflineMemoryAllocation metadata) where it has one.  --target x86_64 (default) is the tflite-micro pip package `mcunas measure` runs;
 --target cortex-m is a 32-bit Cortex-M build of the reference kernels (predicted only).
 Ops: """ + "{ops}" + """.
 """

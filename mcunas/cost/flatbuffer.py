@@ -29,7 +29,7 @@ TENSOR_TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 
                 13: "resource", 14: "variant", 15: "uint32", 16: "uint16", 17: "int4"}
 TYPE_BYTES = {"float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8, "bool": 1, "int16": 2,
               "int8": 1, "float64": 8, "complex64": 8, "complex128": 16, "uint64": 8, "uint32": 4,
-              "uint16": 2}
+              "uint16": 2, "resource": 0}  # resource: VAR_HANDLE points its output at its OpData, unplanned
 ACTIVATIONS = {0: None, 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}
 
 
@@ -155,6 +155,10 @@ def _options(r: _Reader, table: int | None, op: str) -> dict:
         return {"subgraphs": [r.scalar(table, 0, "i"), r.scalar(table, 1, "i")]}
     if op == "CALL_ONCE":
         return {"subgraphs": [r.scalar(table, 0, "i")]}
+    if op == "BATCH_MATMUL":
+        return {"adj_x": bool(r.scalar(table, 0, "b")), "adj_y": bool(r.scalar(table, 1, "b"))}
+    if op == "VAR_HANDLE":  # TFLM keys a resource variable by (container, shared_name)
+        return {"container": r.string(table, 0), "shared_name": r.string(table, 1)}
     return {}
 
 

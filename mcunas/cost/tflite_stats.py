@@ -11,8 +11,11 @@ from mcunas.cost.flatbuffer import TfliteModel
 
 
 def op_macs(model: TfliteModel, index: int) -> int:
-    """Multiply-accumulates of operator ``index`` (0 for ops without weights)."""
+    """Multiply-accumulates of operator ``index`` (0 for ops without weights, and for ops without
+    outputs such as ASSIGN_VARIABLE and CALL_ONCE)."""
     op = model.operators[index]
+    if op.op not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+        return 0
     out = model.tensors[op.outputs[0]].shape
     if op.op == "CONV_2D":
         cout, kh, kw, cin = model.tensors[op.inputs[1]].shape
@@ -20,10 +23,8 @@ def op_macs(model: TfliteModel, index: int) -> int:
     if op.op == "DEPTHWISE_CONV_2D":
         _, kh, kw, c = model.tensors[op.inputs[1]].shape
         return out[1] * out[2] * c * kh * kw
-    if op.op == "FULLY_CONNECTED":
-        units, inputs = model.tensors[op.inputs[1]].shape
-        return units * inputs
-    return 0
+    units, inputs = model.tensors[op.inputs[1]].shape  # FULLY_CONNECTED
+    return units * inputs
 
 
 def tflite_macs(model: TfliteModel) -> int:

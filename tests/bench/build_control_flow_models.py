@@ -1,0 +1,82 @@
+"""Build the small float models of tests/data/tflite that check the arena model's control flow,
+resource variables and BATCH_MATMUL (TensorFlow converter, no training: the arena does not depend
+on weight values).
+
+Run from the repository root; writes into tests/data/tflite by default::
+
+    python tests/bench/build_control_flow_models.py [--out tests/data/tflite]
+
+* ``resource_variable_float.tflite``: a streaming state in a ``tf.Variable`` (VAR_HANDLE,
+  READ_VARIABLE, ASSIGN_VARIABLE, and a CALL_ONCE init subgraph that assigns its initial value),
+  the pattern of microWakeWord's streaming models;
+* ``batch_matmul_float.tflite``: BATCH_MATMUL of two activations (TFLM keeps a transposed copy
+  of the right-hand operand in the tail);
+* ``if_float.tflite``: ``tf.cond`` -> IF with two branch subgraphs (planned inside the IF's scope).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def resource_variable(tf):
+    class Stateful(tf.Module):
+        def __init__(self):
+            self.state = tf.Variable(tf.zeros((1, 8)), trainable=False)
+            self.w = tf.constant(np.linspace(-1, 1, 64, dtype=np.float32).reshape(8, 8))
+
+        @tf.function(input_signature=[tf.TensorSpec((1, 8), tf.float32)])
+        def __call__(self, x):
+            y = tf.matmul(x + self.state, self.w)
+            self.state.assign(y)
+            return tf.nn.relu(y)
+
+    module = Stateful()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.__call__.get_concrete_function()], module)
+    converter.experimental_enable_resource_variables = True
+    return converter
+
+
+def batch_matmul(tf):
+    @tf.function(input_signature=[tf.TensorSpec((1, 4, 6), tf.float32), tf.TensorSpec((1, 6, 5), tf.float32)])
+    def matmul(a, b):
+        return tf.matmul(a, b)
+
+    return tf.lite.TFLiteConverter.from_concrete_functions([matmul.get_concrete_function()])
+
+
+def if_branches(tf):
+    @tf.function(input_signature=[tf.TensorSpec((1, 16), tf.float32)])
+    def cond(x):
+        return tf.cond(tf.reduce_sum(x) > 0, lambda: tf.nn.relu(x) * 2.0, lambda: tf.tanh(x) - 1.0)
+
+    return tf.lite.TFLiteConverter.from_concrete_functions([cond.get_concrete_function()])
+
+
+BUILDERS = {"resource_variable_float": resource_variable, "batch_matmul_float": batch_matmul,
+            "if_float": if_branches}
+
+
+def main(argv=None) -> int:
+    import tensorflow as tf
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default="tests/data/tflite")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, build in BUILDERS.items():
+        data = build(tf).convert()
+        (out / f"{name}.tflite").write_bytes(data)
+        print(f"{name}.tflite {len(data)} B")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
