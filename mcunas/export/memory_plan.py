@@ -10,9 +10,13 @@ planned, whatever their entry says; they get -1.  The plan itself is
 
 The model is rewritten with TensorFlow's own flatbuffer object API
 (``tensorflow.lite.python.schema_py_generated``: unpack, add a buffer and a metadata entry,
-pack), so every other field survives unchanged.  One thing the generated ``Pack`` loses is
-the converter's 16-byte alignment of each buffer's data, which TFLM relies on when it reads
-weights in place; :class:`_AlignedBuffer` keeps it.
+pack), so every other field survives unchanged.  Unpacking and packing a converted model
+with that API gives back the converter's file byte for byte (the same builder algorithm,
+the same field order; checked in the slow tests), so the embedded file is the converted
+one plus exactly the plan's objects: :func:`mcunas.cost.tflite_size.offline_plan_bytes`
+predicts that growth, which a flash budget under ``--memory-plan offline`` must count.
+The plan's int32 words start 4-byte aligned (a vector's length prefix is), as TFLM's
+``reinterpret_cast`` to ``int32_t`` needs; the weights keep the converter's alignment.
 """
 
 from __future__ import annotations
@@ -47,7 +51,6 @@ def embed_offline_plan(data: bytes) -> tuple[bytes, OfflinePlan]:
     entry.name = OFFLINE_PLAN_METADATA
     entry.buffer = len(model.buffers) - 1
     model.metadata.append(entry)
-    model.buffers = [_AlignedBuffer.of(b) for b in model.buffers]
     builder = flatbuffers.Builder(len(data) + 4096)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     out = bytes(builder.Output())
@@ -55,27 +58,3 @@ def embed_offline_plan(data: bytes) -> tuple[bytes, OfflinePlan]:
         raise RuntimeError("the offline plan did not survive writing the model")
     return out, plan
 
-
-class _AlignedBuffer:
-    """A ``BufferT`` whose data vector starts on a 16-byte boundary, as the converter writes it."""
-
-    def __init__(self, data):
-        self.data = data
-
-    @classmethod
-    def of(cls, buffer):
-        return cls(None if buffer.data is None else np.asarray(buffer.data, dtype=np.uint8))
-
-    def Pack(self, builder):  # noqa: N802 (the generated API's name)
-        from tensorflow.lite.python import schema_py_generated as schema
-
-        data = None
-        if self.data is not None and len(self.data):
-            builder.StartVector(1, len(self.data), BUFFER_ALIGN_BYTES)
-            builder.head = builder.head - len(self.data)
-            builder.Bytes[builder.head:builder.head + len(self.data)] = self.data.tobytes()
-            data = builder.EndVector()
-        schema.BufferStart(builder)
-        if data is not None:
-            schema.BufferAddData(builder, data)
-        return schema.BufferEnd(builder)
