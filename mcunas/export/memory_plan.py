@@ -21,6 +21,8 @@ The plan's int32 words start 4-byte aligned (a vector's length prefix is), as TF
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from mcunas.cost.flatbuffer import OFFLINE_PLAN_METADATA, read_tflite
@@ -58,3 +60,25 @@ def embed_offline_plan(data: bytes) -> tuple[bytes, OfflinePlan]:
         raise RuntimeError("the offline plan did not survive writing the model")
     return out, plan
 
+
+
+def embed_in_file(path: Path, stock: dict) -> tuple[dict, dict]:
+    """Embed the plan in the ``.tflite`` at ``path`` (rewritten in place), given TFLM's measurement
+    ``stock`` of the file as it was; returns the measurement of the new file and the plan's figures
+    (both arenas, the lower bound, what the plan saved) every export reports."""
+    from mcunas.tflm import measure_arena
+
+    data, plan = embed_offline_plan(path.read_bytes())
+    path.write_bytes(data)
+    measured = measure_arena(path)
+    return measured, {"memory_plan": "offline", "tflm_arena_stock_bytes": stock["tflm_arena_bytes"],
+                      "tflm_head_stock_bytes": stock["tflm_head_bytes"], "tflm_head_bound_bytes": plan.bound_bytes,
+                      "arena_saved_bytes": stock["tflm_arena_bytes"] - measured["tflm_arena_bytes"]}
+
+
+def plan_note(measured: dict, plan_figures: dict) -> str:
+    """The lines ``model_data.h`` carries about an embedded plan."""
+    return (f"Offline memory plan embedded (OfflineMemoryAllocation metadata): TFLM needs "
+            f"{measured['tflm_arena_bytes']:,} B instead of {plan_figures['tflm_arena_stock_bytes']:,} B "
+            "(x86-64, measured).\nKernels with scratch buffers of their own (e.g. CMSIS-NN) get them "
+            "placed around the plan by TFLM's planner.")
