@@ -6,7 +6,9 @@ entry of that exact name whose buffer holds int32 ``[version 0, subgraph count, 
 offset_0 .. offset_n-1]``, one offset per tensor (``n`` must equal the model's tensor count
 or loading fails), -1 for tensors its own planner should place.  Constant tensors are never
 planned, whatever their entry says; they get -1.  The plan itself is
-:func:`mcunas.cost.memory_plan.offline_plan` (pure Python).
+:func:`mcunas.cost.memory_plan.offline_plan` (pure Python).  Where another execution order
+has a smaller live set (ShuffleNet units, :mod:`mcunas.cost.execution_order`), the subgraph's
+operators are rewritten in that order, which TFLM follows; every tensor keeps its index.
 
 The model is rewritten with TensorFlow's own flatbuffer object API
 (``tensorflow.lite.python.schema_py_generated``: unpack, add a buffer and a metadata entry,
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mcunas.cost.execution_order import order_for_plan
 from mcunas.cost.flatbuffer import OFFLINE_PLAN_METADATA, read_tflite
 from mcunas.cost.memory_plan import OfflinePlan, offline_plan
 from mcunas.errors import UserError
@@ -34,7 +37,8 @@ BUFFER_ALIGN_BYTES = 16
 
 
 def embed_offline_plan(data: bytes) -> tuple[bytes, OfflinePlan]:
-    """``data`` with the offline plan in its metadata (replacing one already there), and the plan."""
+    """``data`` with the offline plan in its metadata (replacing one already there) and its ops in
+    the plan's execution order, and the plan."""
     import flatbuffers
     from tensorflow.lite.python import schema_py_generated as schema
 
@@ -48,6 +52,9 @@ def embed_offline_plan(data: bytes) -> tuple[bytes, OfflinePlan]:
     buffer.data = np.frombuffer(values.tobytes(), dtype=np.uint8)
     model.metadata = [m for m in (model.metadata or []) if m.name not in (OFFLINE_PLAN_METADATA,
                                                                           OFFLINE_PLAN_METADATA.encode())]
+    if plan.order is not None:  # the order the plan is for (mcunas.cost.execution_order)
+        ops = model.subgraphs[0].operators
+        model.subgraphs[0].operators = [ops[o] for o in plan.order]
     model.buffers.append(buffer)
     entry = schema.MetadataT()
     entry.name = OFFLINE_PLAN_METADATA
@@ -56,8 +63,9 @@ def embed_offline_plan(data: bytes) -> tuple[bytes, OfflinePlan]:
     builder = flatbuffers.Builder(len(data) + 4096)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     out = bytes(builder.Output())
-    if read_tflite(out).offline_offsets != plan.offsets:
-        raise RuntimeError("the offline plan did not survive writing the model")
+    written = read_tflite(out)
+    if written.offline_offsets != plan.offsets or (plan.order is not None and order_for_plan(written) is not None):
+        raise RuntimeError("the offline plan or its execution order did not survive writing the model")
     return out, plan
 
 

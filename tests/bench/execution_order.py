@@ -2,9 +2,9 @@
 
 The offline plan reaches the lower bound (the largest live set at one op, scratch included) on
 every member measured, so only a different *order* of the ops could shrink the arena further.
-For each sampled member this finds the exact minimum over all topological orders of that bound
-(a dynamic programme over the sets of ops already run: the tensors alive at an op depend only on
-which ops ran before it) and compares it with the bound in the converter's order.  Pure Python,
+For each sampled member, :func:`mcunas.cost.execution_order.best_order` finds the order with the
+smallest bound over all topological orders (exact) and this recomputes the bound of the
+reordered model with the arena code's own lifetimes, against the converter's order.  Pure Python,
 cost model only; run from the repository root::
 
     python tests/bench/execution_order.py [--n 1000] [--seed 0]
@@ -16,48 +16,13 @@ import argparse
 import json
 
 from mcunas.arch import parse_arch
+from mcunas.cost.execution_order import best_order, reordered
 from mcunas.cost.memory_plan import live_bound_bytes
 from mcunas.cost.tflite_graph import arch_tflite_model
-from mcunas.cost.tflm_arena import plan_buffers, planned_tensors
+from mcunas.cost.tflm_arena import plan_buffers
 from mcunas.cost.tflm_kernels import get_target, kernel_cost
 from mcunas.cost.tflm_planner import align_up
 from mcunas.spaces import available_spaces, load_space, sample_strings
-
-
-def min_bound_over_orders(sg, scratch_per_op: list[int]) -> tuple[int, int]:
-    """(smallest bound over all topological orders, number of op sets the programme visited)."""
-    n = len(sg.operators)
-    planned = planned_tensors(sg)
-    producer = {t: o for o, op in enumerate(sg.operators) for t in op.outputs}
-    consumers = {t: 0 for t in planned}
-    for o, op in enumerate(sg.operators):
-        for t in op.inputs:
-            if t in consumers:
-                consumers[t] |= 1 << o
-    needs = [sum(1 << producer[t] for t in op.inputs if t in producer) for op in sg.operators]
-    outputs = set(sg.outputs)
-    tensors = [(align_up(sg.tensors[t].nbytes), producer.get(t, -1), consumers[t], t in outputs) for t in planned]
-
-    def live(done: int, o: int) -> int:
-        here, total = done | (1 << o), scratch_per_op[o]
-        for size, prod, cons, is_out in tensors:
-            if prod >= 0 and not here >> prod & 1:
-                continue
-            if prod == o or is_out or cons & ~done:
-                total += size
-        return total
-
-    best = {0: 0}
-    for _ in range(n):
-        nxt: dict[int, int] = {}
-        for done, peak in best.items():
-            for o in range(n):
-                if not done >> o & 1 and needs[o] & ~done == 0:
-                    state, value = done | 1 << o, max(peak, live(done, o))
-                    if value < nxt.get(state, 1 << 62):
-                        nxt[state] = value
-        best = nxt
-    return next(iter(best.values())), len(best)
 
 
 def member(text: str) -> dict:
@@ -65,8 +30,12 @@ def member(text: str) -> dict:
     target = get_target("x86_64")
     scratch = [[n for n in kernel_cost(sg, op, target).scratch_bytes] for op in sg.operators]
     as_converted = live_bound_bytes(plan_buffers(sg, [(n, o) for o, ns in enumerate(scratch) for n in ns]))
-    best, _ = min_bound_over_orders(sg, [sum(align_up(n) for n in ns) for ns in scratch])
-    return {"as_converted": as_converted, "best": best}
+    order = best_order(sg, [sum(align_up(n) for n in ns) for ns in scratch])
+    if order is None:
+        return {"as_converted": as_converted, "best": as_converted}
+    sg = reordered(arch_tflite_model(parse_arch(text)), order).subgraphs[0]
+    moved = [(n, order.index(o)) for o, ns in enumerate(scratch) for n in ns]
+    return {"as_converted": as_converted, "best": live_bound_bytes(plan_buffers(sg, moved))}
 
 
 def main() -> None:
