@@ -6,8 +6,8 @@ figures asserted are the cost model's, checked against the file TFLM loads in te
 
 import pandas as pd
 import pytest
-
 from conftest import assert_one_line_error, cli_json, run_cli
+
 from mcunas.budget import Budget, parse_budget
 from mcunas.cost import estimate
 from mcunas.errors import UserError
@@ -72,7 +72,7 @@ def test_offline_search_judges_with_the_offline_figures_and_its_study_keeps_the_
 
 
 def test_frontier_fits_more_of_the_space_with_the_offline_plan():
-    args = ["frontier", "--space", "mobilenet_v1", "--sram", "100KB", "--flash", "1MB", "--n", "1000"]
+    args = ["frontier", "--space", "mobilenet_v1", "--sram", "100KB", "--flash", "1MB", "--n", "1000", "--no-plot"]
     stock, offline = cli_json(*args), cli_json(*args, "--memory-plan", "offline")
     # cost model, 1,000 seeded members: 276 fit with TFLM's planner, 285 with the offline plan
     assert (stock["fits"], offline["fits"]) == (276, 285)

@@ -166,10 +166,10 @@ def report_md(f: dict) -> str:
         f"| paper's peak rule, B | {_n(p['sram_paper_bytes'])} | | |",
         f"| int8 weights (paper's flash), B | {_n(p['weight_bytes'])} | | |",
         "",
-        *([f"The `.tflite` carries an offline memory plan (`OfflineMemoryAllocation` metadata, same int8 model): "
-           f"TFLM needs {f['tflm_arena_bytes']:,} B with it, {f['tflm_arena_stock_bytes']:,} B with its own planner "
-           f"(both measured; {f['arena_saved_bytes']:,} B saved). The predictions above are for the file with the "
-           "plan.", ""] if f.get("memory_plan") == "offline" else []),
+        *([(f"The `.tflite` carries an offline memory plan (`OfflineMemoryAllocation` metadata, same int8 model): "
+            f"TFLM needs {f['tflm_arena_bytes']:,} B with it, {f['tflm_arena_stock_bytes']:,} B with its own planner "
+            f"(both measured; {f['arena_saved_bytes']:,} B saved). The predictions above are for the file with the "
+            "plan."), ""] if f.get("memory_plan") == "offline" else []),
         f"`kTensorArenaSize` in `model_data.h` = {f['k_tensor_arena_size']:,} B: the smallest arena this exact file "
         "allocates in (TFLM `tflite_micro` pip package, x86-64, binary search), rounded up to 16. On a 32-bit MCU "
         "pointers are 4 bytes, so the persistent tail there is somewhat smaller; this size is then a safe upper bound.",
