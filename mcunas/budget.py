@@ -12,6 +12,13 @@ says which figure each limit reads:
   other candidate on the cost model's prediction.
 * ``paper``: the paper's peak rule and int8 weight count, to reproduce it.
 
+The *memory plan* says which deployable file is judged: ``stock`` (the converted
+``.tflite``, TFLM's own planner) or ``offline`` (the file ``mcunas export
+--memory-plan offline`` writes: a smaller arena, ``sram_tflm_offline_bytes``, in a
+file 4 B per tensor larger, ``tflite_offline_bytes``).  A trained trial's measured
+figures are for its stock file, so under ``offline`` every candidate is judged on
+the prediction (within +0.02 % of TFLM, never below, on every model measured).
+
 A latency limit needs a board (and a runtime): candidates are then costed
 for that board, and the limit reads ``latency_high_ms``, the top of the
 latency model's leave-one-model-out band (:mod:`mcunas.cost.latency`), so a
@@ -60,6 +67,8 @@ FIGURES = {
 }
 # budget model -> dimension -> figure measured on a trained trial's own file (preferred when present)
 MEASURED = {"deployable": {"sram": "tflm_arena_bytes_measured", "flash": "tflite_bytes_measured"}, "paper": {}}
+# dimension -> the deployable figure with the offline memory plan embedded (see the module docstring)
+OFFLINE_FIGURES = {"sram": "sram_tflm_offline_bytes", "flash": "tflite_offline_bytes"}
 BUDGET_MODELS = tuple(FIGURES)
 _NAMES = {"sram": "SRAM", "flash": "flash", "macs": "MACs", "latency": "latency"}
 _UNITS = {"sram": " B", "flash": " B", "macs": "", "latency": " ms"}
@@ -76,12 +85,25 @@ class Budget:
     latency_ms: float | None = None
     board: Board | None = None  # what latency figures are costed for (None: no latency figures)
     runtime: str | None = None
+    memory_plan: str | None = None  # "stock" or "offline"; None: not chosen (stock, or a campaign's own)
 
     def __post_init__(self):
+        from mcunas.cost.tflm_arena import MEMORY_PLANS
+
         if self.model not in FIGURES:
             raise UserError(f"unknown budget model '{self.model}': use {' or '.join(BUDGET_MODELS)}")
+        if self.memory_plan not in (None, *MEMORY_PLANS):
+            raise UserError(f"unknown memory plan '{self.memory_plan}': use {' or '.join(MEMORY_PLANS)}")
+        if self.offline and self.model != "deployable":
+            raise UserError("--memory-plan offline judges the TFLM arena and .tflite file: it needs "
+                            "--budget-model deployable, not paper")
         if self.latency_ms is not None and self.board is None:
             raise UserError("a latency limit needs a board: add --board NAME (see `mcunas boards`)")
+
+    @property
+    def offline(self) -> bool:
+        """True when the deployable figures are those of the file with the offline memory plan."""
+        return self.memory_plan == "offline"
 
     def limit(self, dim: str) -> float | None:
         return getattr(self, FIELD[dim])
@@ -103,24 +125,30 @@ class Budget:
 
     def key(self, dim: str) -> str:
         """The cost model's figure this budget model reads for ``dim`` (e.g. ``sram_tflm_bytes``)."""
-        return FIGURES[self.model][dim]
+        return OFFLINE_FIGURES[dim] if self.offline and dim in OFFLINE_FIGURES else FIGURES[self.model][dim]
+
+    def measured_key(self, dim: str) -> str | None:
+        """The figure measured on a trained trial's own (stock) file that this budget prefers, if any."""
+        return None if self.offline else MEASURED[self.model].get(dim)
 
     def with_limit(self, dim: str, value: float | None) -> "Budget":
         return replace(self, **{FIELD[dim]: value})
 
     def filled_from(self, other: "Budget | dict | None") -> "Budget":
-        """These limits, with unset dimensions taken from ``other`` when it uses the same budget model."""
+        """These limits (and memory plan), with unset ones taken from ``other`` when it uses the same budget model."""
         other = Budget.from_dict(other) if isinstance(other, dict) else other
         if other is None or other.model != self.model:
             return self
         filled = {FIELD[d]: other.limit(d) for d in DIMENSIONS if self.limit(d) is None}
+        if self.memory_plan is None:
+            filled["memory_plan"] = other.memory_plan
         if filled.get("latency_ms") is not None and (self.board, self.runtime) != (other.board, other.runtime):
             del filled["latency_ms"]  # a latency limit belongs to its board and runtime
         return replace(self, **filled)
 
     def judged(self, costs):
         """Judged figures from cost-model figures: of one candidate (a dict), or per row of a costs table."""
-        figures = {COLUMN[dim]: costs[FIGURES[self.model][dim]] for dim in self.dimensions()}
+        figures = {COLUMN[dim]: costs[self.key(dim)] for dim in self.dimensions()}
         return pd.DataFrame(figures, index=costs.index) if isinstance(costs, pd.DataFrame) else figures
 
     def excess(self, judged) -> dict:
@@ -165,16 +193,18 @@ class Budget:
                  for d in self.dimensions()]
         where = (f"; latency: upper band, {self.runtime or _default_runtime()} on {self.board.name}"
                  if self.board is not None else "")
-        return ", ".join(parts) + f" ({self.model} figures{where})"
+        plan = ", offline memory plan" if self.offline else ""
+        return ", ".join(parts) + f" ({self.model} figures{plan}{where})"
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Budget":
-        """A budget stored with :meth:`as_dict` (unknown keys from newer versions are ignored)."""
+        """A budget stored with :meth:`as_dict` (unknown keys from newer versions are ignored; one
+        stored before memory plans existed was judged with the stock plan)."""
         names = {f.name for f in fields(cls)}
-        values = {k: v for k, v in d.items() if k in names}
+        values = {"memory_plan": "stock", **{k: v for k, v in d.items() if k in names}}
         if isinstance(values.get("board"), dict):
             values["board"] = Board(**values["board"])
         return cls(**values)
@@ -192,7 +222,7 @@ PAPER_BUDGET = Budget(sram_bytes=250_000, flash_bytes=250_000, macs=60_000_000)
 
 def parse_budget(sram: str | None = None, flash: str | None = None, macs: str | None = None, board=None,
                  model: str = "deployable", defaults: Budget | None = None, latency: str | None = None,
-                 runtime: str | None = None) -> Budget:
+                 runtime: str | None = None, memory_plan: str | None = None) -> Budget:
     """A budget from strings with units.
 
     Precedence, highest first: the limits given; the board's SRAM and flash
@@ -206,7 +236,7 @@ def parse_budget(sram: str | None = None, flash: str | None = None, macs: str | 
              "macs": macs and parse_count(macs), "latency": latency and parse_latency_ms(latency)}
     limits.update({d: v for d, v in given.items() if v is not None})
     return Budget(**{FIELD[d]: limits.get(d) for d in DIMENSIONS}, model=model, board=board,
-                  runtime=runtime if board is not None else None)
+                  runtime=runtime if board is not None else None, memory_plan=memory_plan)
 
 
 def board_budget(board, model: str = "deployable") -> Budget:
@@ -225,8 +255,8 @@ def judged_frame(frame: pd.DataFrame, budget: Budget) -> pd.DataFrame:
     latency may be for another board or runtime.
     """
     df = frame.copy()
-    predicted = {d: FIGURES[budget.model][d] for d in budget.dimensions()}
-    measured = MEASURED[budget.model]
+    predicted = {d: budget.key(d) for d in budget.dimensions()}
+    measured = {d: budget.measured_key(d) for d in budget.dimensions() if budget.measured_key(d)}
     missing = pd.Series(budget.board is not None, index=df.index)
     for dim, key in predicted.items():
         have = df[key].notna() if key in df else pd.Series(False, index=df.index)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -350,3 +351,46 @@ def test_export_out_must_be_a_new_empty_or_export_folder(trained_study, tmp_path
     assert_one_line_error(proc, "is a file" if existing == "file" else "holds files an export does not write (notes.txt)")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     assert (out.read_text() if existing == "file" else (out / "notes.txt").read_text()) == "keep me"
+
+
+def test_export_of_an_offline_study_embeds_the_plan_in_the_trial_file(trained_study, tmp_path):
+    """A campaign judged with --memory-plan offline exports the trial's own int8 file with the plan in it."""
+    import shutil
+
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    from mcunas.budget import Budget
+    from mcunas.cost.flatbuffer import read_tflite
+    from mcunas.export.memory_plan import embed_offline_plan
+
+    root, trials, model = trained_study
+    if model != "deployable":
+        pytest.skip("the offline plan judges deployable figures")
+    best = ranked(trials, model)[0]
+    study_dir = root / "results" / "tro"
+    job = Path(best.user_attrs["tflite_path"]).parent  # results/tr/trials/NNNNN, as the campaign stores it
+    shutil.copytree(root / job, study_dir / "trials" / job.name)
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(study_dir / "study.journal")))
+    study = optuna.create_study(study_name="tro", storage=storage, directions=["maximize", "minimize"])
+    budget = Budget(sram_bytes=SEARCH_SRAM_BYTES, memory_plan="offline")
+    for key, value in {"objectives": ["accuracy", "sram"], "budget": budget.as_dict(), "space": "mobilenet_v1"}.items():
+        study.set_user_attr(key, value)
+    trial = study.ask()
+    for key, value in best.user_attrs.items():
+        trial.set_user_attr(key, value.replace("results/tr/", "results/tro/") if key.endswith("_path") else value)
+    study.tell(trial, best.values)
+    proc = run_cli("export", "--study", "tro", "--best", "--out", tmp_path / "w", "--json", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    fig = json.loads(proc.stdout)
+    trial_file = (root / best.user_attrs["tflite_path"]).read_bytes()
+    exported = (tmp_path / "w" / "model_int8.tflite").read_bytes()
+    assert exported == embed_offline_plan(trial_file)[0]  # the trial's own int8 model, plan added
+    assert read_tflite(exported).offline_offsets is not None
+    assert fig["memory_plan"] == "offline" and fig["tflm_arena_stock_bytes"] == best.user_attrs["tflm_arena_bytes_measured"]
+    assert fig["tflm_arena_bytes"] == fig["tflm_arena_stock_bytes"] - fig["arena_saved_bytes"]
+    assert fig["tflm_arena_bytes"] <= fig["predicted"]["sram_tflm_bytes"] <= 1.01 * fig["tflm_arena_bytes"]
+    # a 5 KB file: the size model's fixed 64 B safety margin alone is over 1 % of it
+    assert fig["tflite_bytes"] == len(exported) <= fig["predicted"]["tflite_bytes"] <= len(exported) + 80
+    assert "offline memory plan" in (tmp_path / "w" / "report.md").read_text()
+    assert f"kTensorArenaSize = {fig['k_tensor_arena_size']};" in (tmp_path / "w" / "model_data.h").read_text()

@@ -108,6 +108,7 @@ def test_exported_plan_is_loaded_and_honoured_by_tflm(tmp_path):
     measured = json.loads(run_cli("measure", out / "model_int8.tflite", "--json").stdout)["tflm_arena_bytes"]
     assert measured == figures["tflm_arena_bytes"] < figures["tflm_arena_stock_bytes"]
     assert measured <= predicted["sram_tflm_offline_bytes"] <= 1.01 * measured
+    assert figures["tflite_bytes"] <= predicted["tflite_offline_bytes"] <= 1.01 * figures["tflite_bytes"]
     assert figures["tflm_head_bytes"] == figures["tflm_head_bound_bytes"] == 6_144  # stock head: 8,192
     model = read_tflite((out / "model_int8.tflite").read_bytes())
     assert model.offline_offsets is not None and len(model.offline_offsets) == len(model.tensors)
@@ -122,3 +123,57 @@ def test_exported_plan_is_loaded_and_honoured_by_tflm(tmp_path):
     stock.write_bytes(convert_int8(keras.models.load_model(out / "model.keras", compile=False)))
     inputs = np.random.default_rng(1).integers(-128, 128, (3, 32, 32, 3), dtype=np.int8)
     assert (tflm_outputs(stock, inputs) == tflm_outputs(out / "model_int8.tflite", inputs)).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("text", [
+    "in_r32_c3_relu6-cv_k3_s2_c8-ir_k3_s1_e1_c8-ir_k3_s2_e3_c16-ir_k3_s1_e3_c16-gap-fc_c2",
+    "in_r32_c3-cv_k3_s2_c24-mp_k3_s2-sf_r3_k5_s2_c48-cv_k1_s1_c128-gap-fc_c2",
+])
+def test_embedded_file_size_is_predicted_never_below(text):
+    """A flash budget under --memory-plan offline reads tflite_offline_bytes: it must cover the file."""
+    from mcunas.export.bundle import build_model
+    from mcunas.export.memory_plan import embed_offline_plan
+    from mcunas.export.tflite import convert_int8
+
+    stock = convert_int8(build_model(parse_arch(text)))
+    embedded, plan = embed_offline_plan(stock)
+    tensors = len(plan.offsets)
+    # Packing adds only the plan's objects: 4 B per offset and 72 B of tables, give or take the 4 B
+    # the finished file may need (or no longer need) to end 8-byte aligned.
+    assert 4 * tensors + 68 <= len(embedded) - len(stock) <= 4 * tensors + 76
+    predicted = estimate(parse_arch(text))
+    assert predicted["tflite_offline_bytes"] - predicted["tflite_bytes"] == 4 * tensors + 76
+    assert len(embedded) <= predicted["tflite_offline_bytes"] <= 1.01 * len(embedded)
+
+
+REORDERED = "in_r32_c3-cv_k3_s2_c16-mp_k3_s2-sf_k5_s2_c176-gap-fc_c2"  # one ShuffleNet down-sampling unit
+
+
+def test_a_shufflenet_unit_runs_its_branches_in_the_order_with_the_smaller_live_set():
+    from mcunas.cost.execution_order import order_for_plan, reordered
+
+    model = arch_tflite_model(parse_arch(REORDERED))
+    order = order_for_plan(model)
+    assert order is not None and sorted(order) == list(range(len(model.operators)))
+    ran = set(model.inputs)
+    for op in reordered(model, order).operators:  # still topological: every input exists before its reader
+        assert all(t in ran or model.tensors[t].has_data for t in op.inputs if t >= 0)
+        ran.update(op.outputs)
+    bound = live_bound_bytes(plan_buffers(model.subgraphs[0]))
+    assert live_bound_bytes(plan_buffers(reordered(model, order).subgraphs[0])) < bound
+    arenas = predict_arenas(model)
+    assert (arenas["stock"]["sram_tflm_bytes"], arenas["offline"]["sram_tflm_bytes"]) == (14_696, 13_544)
+    # chains have one order: nothing to choose
+    assert order_for_plan(arch_tflite_model(parse_arch(SMALL))) is None
+
+
+@pytest.mark.slow
+def test_tflm_runs_the_reordered_model_in_the_predicted_arena_with_the_same_outputs(tmp_path):
+    from mcunas.bench.memory_plan import measure_one
+
+    row = measure_one("shufflenet_v2", REORDERED, tmp_path)
+    assert row["same_outputs"]
+    assert row["measured_offline_bytes"] < row["measured_stock_bytes"]
+    assert row["measured_offline_bytes"] <= estimate(parse_arch(REORDERED))["sram_tflm_offline_bytes"] \
+        <= 1.01 * row["measured_offline_bytes"]

@@ -13,6 +13,8 @@ KEYS_HELP = """figures (bytes or counts):
   weight_bytes      int8 weights, the VWW paper's flash figure
   sram_paper_bytes  the paper's peak-activation rule
   tflite_bytes      predicted size of the exported int8 .tflite file
+  tflite_offline_bytes  the same file with the offline memory plan embedded
+                    (`export --memory-plan offline`: 4 B per tensor + 76 B); budget flash with it
   sram_tflm_bytes   predicted TFLM arena (greedy-planned activations + persistent tail)
   sram_tflm_offline_bytes  the same with the offline memory plan `export --memory-plan offline`
                     embeds (activations placed by mcunas, at or near the largest live set)
@@ -103,6 +105,7 @@ def estimate_tflite(path: str, target: str = "x86_64") -> dict:
     from pathlib import Path
 
     from mcunas.cost.flatbuffer import read_tflite
+    from mcunas.cost.tflite_size import offline_plan_bytes
     from mcunas.cost.tflite_stats import tflite_macs
     from mcunas.cost.tflm_arena import predict_arena
     from mcunas.errors import UserError
@@ -112,6 +115,8 @@ def estimate_tflite(path: str, target: str = "x86_64") -> dict:
         raise UserError(f"no such file: {file}")
     model = read_tflite(file.read_bytes())
     figures = {"model": str(file), "macs": tflite_macs(model), "tflite_bytes": model.file_bytes}
+    figures["tflite_offline_bytes"] = model.file_bytes + (
+        0 if model.offline_offsets is not None else offline_plan_bytes(sum(len(sg.tensors) for sg in model.subgraphs)))
     figures.update(predict_arena(model, target))
     figures["memory_plan"] = "stock" if model.offline_offsets is None else "offline (embedded in the model)"
     ops = Counter(o.op for sg in model.subgraphs for o in sg.operators)

@@ -32,7 +32,8 @@ def register(sub) -> None:
                    help="what kTensorArenaSize in model_data.h is for: x86_64 = measured with the tflite-micro "
                    "pip package (default); cortex-m = predicted for a 32-bit Cortex-M build (not measured)")
     add_memory_plan_flag(p, "offline: embed an offline memory plan in the .tflite (OfflineMemoryAllocation "
-                         "metadata; TFLM then needs a smaller arena, see README); the figures give both arenas")
+                         "metadata; TFLM then needs a smaller arena, see README); the figures give both arenas "
+                         "(default stock; with --study: the campaign's own)")
     p.add_argument("--json", action="store_true", help="print JSON")
     # Export a trained trial of a study instead of an ARCH (picked by mcunas.query.pick).
     from mcunas.cli.flags import add_budget_flags
@@ -43,7 +44,7 @@ def register(sub) -> None:
     study.add_argument("--trial", type=int, help="the trial number to export")
     study.add_argument("--best", action="store_true",
                        help="the best trained trial (int8 accuracy, ties smaller SRAM) meeting the budget flags")
-    add_budget_flags(study, "for --best; unset: the campaign's own")
+    add_budget_flags(study, "for --best; unset: the campaign's own", memory_plan=None)
     p.set_defaults(handler=run)
 
 
@@ -63,7 +64,7 @@ def run(args) -> int:
     else:
         arch = parse_arch(args.arch)
     result = export_arch(arch, args.out, weights=args.weights, data=args.data, target=args.target,
-                         memory_plan=args.memory_plan)
+                         memory_plan=args.memory_plan or "stock")
     result["files"] = ", ".join(result["files"])
     print_figures(result, args.json)
     return 0
@@ -81,13 +82,13 @@ def _export_study_trial(args) -> int:
         raise UserError("give exactly one of --trial N or --best with --study")
     if args.arch or args.preset:
         raise UserError("give either an ARCH string / --preset or --study, not both")
-    if args.memory_plan != "stock":
-        raise UserError("--memory-plan offline is not available for --study exports yet: export the "
-                        "trial's ARCH with --weights and --data instead")
     boards, board = load_boards(args.boards_file), board_from_args(args)
     study = load_study(args.study, args.storage)
-    row = pick_trial(study, args.trial) if args.trial is not None else pick_best(study, budget_from_args(args))
-    figures = export_study_trial(study, row, args.out, boards, board, data=args.data, target=args.target)
+    plan = study_memory_plan(study, args.memory_plan)
+    budget = budget_from_args(args)
+    row = pick_trial(study, args.trial) if args.trial is not None else pick_best(study, budget)
+    figures = export_study_trial(study, row, args.out, boards, board, data=args.data, target=args.target,
+                                 memory_plan=plan)
     flat = {k: v for k, v in figures.items() if k not in ("predicted", "boards", "files", "ops")}
     flat["ops"] = ", ".join(figures["ops"])
     flat.update({f"predicted_{k}": v for k, v in figures["predicted"].items()})
@@ -97,8 +98,22 @@ def _export_study_trial(args) -> int:
     return 0
 
 
+def study_memory_plan(study, flag: str | None) -> str:
+    """The memory plan a study's exports use: the one its campaign was judged with; a ``--memory-plan``
+    naming another is refused (its trials were selected under the campaign's figures)."""
+    from mcunas.budget import Budget
+    from mcunas.errors import UserError
+
+    own = Budget.from_dict(study.search_budget).memory_plan if study.search_budget else "stock"
+    if flag is not None and flag != own:
+        raise UserError(f"study '{study.name}' was searched with --memory-plan {own}, not {flag}: leave "
+                        f"--memory-plan out (or give {own}); to export an architecture with another plan, "
+                        "export its ARCH with --weights")
+    return own
+
+
 def export_study_trial(study, row, out_dir, boards: dict, board=None, data: str | None = None,
-                       target: str = "x86_64", results_folder=None) -> dict:
+                       target: str = "x86_64", results_folder=None, memory_plan: str = "stock") -> dict:
     """Export one picked trial of a loaded study (its own files, found where the study lives).
 
     ``results_folder``: the campaign's own results folder, when the caller knows it.
@@ -108,4 +123,4 @@ def export_study_trial(study, row, out_dir, boards: dict, board=None, data: str 
 
     keras_src, tflite_src = model_files(study, row, results_folder)
     return export_trial(row, keras_src, tflite_src, out_dir, boards, board, data=data, study_name=study.name,
-                        target=target)
+                        target=target, memory_plan=memory_plan)

@@ -1,7 +1,7 @@
 """Flags several subcommands share: the budget flags and the board lookup, declared once.
 
 ``search``, ``frontier``, ``query`` and ``export --best`` take the same
-``--sram/--flash/--macs/--board/--boards-file/--budget-model``; each caller
+``--sram/--flash/--macs/--board/--boards-file/--budget-model/--memory-plan``; each caller
 says what an unset limit means (:func:`budget_from_args`'s ``defaults``).
 Choices come from the domain registries, so a new budget model appears here
 without retyping it.
@@ -12,8 +12,9 @@ from __future__ import annotations
 from mcunas.budget import BUDGET_MODELS
 
 
-def add_budget_flags(p, unset: str) -> None:
-    """The budget flags; ``unset`` says in the help what a limit left out means for this command."""
+def add_budget_flags(p, unset: str, memory_plan: str | None = "stock") -> None:
+    """The budget flags; ``unset`` says in the help what a limit left out means for this command, and
+    ``memory_plan`` what an unset --memory-plan means (None: the caller declares --memory-plan itself)."""
     p.add_argument("--sram", help=f"SRAM limit, e.g. 128KB ({unset})")
     p.add_argument("--flash", help=f"flash limit, e.g. 512KB ({unset})")
     p.add_argument("--macs", help=f"MAC limit, e.g. 20M ({unset})")
@@ -24,6 +25,11 @@ def add_budget_flags(p, unset: str) -> None:
     p.add_argument("--budget-model", choices=BUDGET_MODELS,
                    help="check the deployable figures (TFLM arena and .tflite size: measured for trained "
                    "trials, else predicted; the default) or the paper's rule and int8 weight count")
+    if memory_plan is not None:
+        add_memory_plan_flag(p, "judge the deployable figures of the file with TFLM's own memory plan (stock) or "
+                             "with the offline plan `mcunas export --memory-plan offline` embeds: "
+                             "sram_tflm_offline_bytes and tflite_offline_bytes, predicted (default: "
+                             f"{memory_plan})")
 
 
 def add_board_flags(p, board_help: str) -> None:
@@ -60,11 +66,12 @@ def budget_from_args(args, defaults=None):
 
     board = board_from_args(args)
     return parse_budget(args.sram, args.flash, args.macs, board, args.budget_model or "deployable", defaults,
-                        latency=args.latency, runtime=runtime_from_args(args) if board else None)
+                        latency=args.latency, runtime=runtime_from_args(args) if board else None,
+                        memory_plan=args.memory_plan)
 
 
 def add_memory_plan_flag(p, help_text: str) -> None:
     """``--memory-plan {stock,offline}``: which TFLM arena plan a figure or an export is for."""
     from mcunas.cost.tflm_arena import MEMORY_PLANS
 
-    p.add_argument("--memory-plan", choices=MEMORY_PLANS, default="stock", help=help_text)
+    p.add_argument("--memory-plan", choices=MEMORY_PLANS, help=help_text)

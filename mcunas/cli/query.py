@@ -26,7 +26,7 @@ def register(sub) -> None:
     p.add_argument("--storage", help="Optuna storage URL (default: each study's results/<study>/study.journal)")
     p.add_argument("--study", action="append", required=True,
                    help="study name; repeat to compare several studies in one table")
-    add_budget_flags(p, "unset: the campaign's own")
+    add_budget_flags(p, "unset: the campaign's own", memory_plan="the campaign's own")
     p.add_argument("--top", type=int, default=10, help="how many ranked trials to list per study (default 10)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print the whole answer as JSON")
@@ -90,7 +90,9 @@ def _score(v, name: str) -> str:
 
 def _table(rows: list[dict], marks: set[int] = frozenset()) -> list[str]:
     latency = any(r.get("latency_high_ms") is not None for r in rows)
-    lines = [f"  {'#':>6} {'val int8':>8} {'test int8':>9} {'SRAM':>10} {'flash':>10} {'MACs':>8}"
+    offline = any(r.get("sram_tflm_offline_bytes") is not None for r in rows)
+    lines = [f"  {'#':>6} {'val int8':>8} {'test int8':>9} {'SRAM':>10} {'flash':>10}"
+             + (f" {'stock':>9} {'offline':>9}" if offline else "") + f" {'MACs':>8}"
              + (f" {'latency':>10}" if latency else "") + "  arch"]
     for r in rows:
         acc = "-" if r["int8_accuracy"] is None else f"{r['int8_accuracy']:.4f}"
@@ -99,7 +101,8 @@ def _table(rows: list[dict], marks: set[int] = frozenset()) -> list[str]:
         sram = _kb(r["sram_bytes"]) + ("m" if r["sram_figure"] == "measured" else " ")
         flash = _kb(r["flash_bytes"]) + ("m" if r["flash_figure"] == "measured" else " ")
         ms = f" {r['latency_high_ms']:>8.1f}ms" if latency else ""
-        lines.append(f" {star}{r['number']:>6} {acc:>8} {test:>9} {sram:>10} {flash:>10} {r['macs'] / 1e6:>7.2f}M{ms}  {r['arch']}"
+        arenas = f" {_kb(r.get('sram_tflm_bytes')):>9} {_kb(r.get('sram_tflm_offline_bytes')):>9}" if offline else ""
+        lines.append(f" {star}{r['number']:>6} {acc:>8} {test:>9} {sram:>10} {flash:>10}{arenas} {r['macs'] / 1e6:>7.2f}M{ms}  {r['arch']}"
                      + (f"   over: {r['over_by']}" if r.get("over_by") else ""))
     return lines
 
@@ -140,7 +143,8 @@ def _print_text(result: dict, top: int) -> None:
                    + (f"; {s['untrained_fitting']} candidates the campaign rejected would fit but were never "
                       "trained" if s.get("untrained_fitting") else ""))
         if s["best"]:
-            out.append(f"  best {len(s['best'])} (* = on the Pareto front; m = measured in TFLM, else predicted):")
+            out.append(f"  best {len(s['best'])} (* = on the Pareto front; m = measured in TFLM, else predicted; "
+                       "stock/offline: predicted arena with TFLM's planner / the offline plan):")
             out += _table(s["best"], {r["number"] for r in s["pareto"]})
             front = s["pareto"]
             step = -(-len(front) // top)

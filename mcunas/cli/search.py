@@ -13,7 +13,7 @@ from pathlib import Path
 DEFAULTS = {
     "space": "mobilenet_v1", "data": None, "eval_data": None, "study": "demo", "storage": None,
     "n_trials": 4, "timeout": None, "seed": 0, "sram": None, "flash": None, "macs": None, "board": None,
-    "boards_file": None, "latency": None, "runtime": None, "budget_model": "deployable", "objectives": "accuracy,sram", "sampler": "tpe",
+    "boards_file": None, "latency": None, "runtime": None, "budget_model": "deployable", "memory_plan": "stock", "objectives": "accuracy,sram", "sampler": "tpe",
     "pruner": "none", "epochs": 3, "batch": 32, "recipe": "fast", "max_rejections": 2000,
     "results_dir": "results", "heartbeat": None, "candidate_timeout": None, "qat_epochs": 0, "export_winner": True, "demo_images": 800,
     "halving": None, "rungs": None,
@@ -146,10 +146,11 @@ def _config_value(key: str, value, path: str):
 
 def _choices() -> dict:
     """The flags argparse restricts to a list; a config file gets the same lists."""
+    from mcunas.cost.tflm_arena import MEMORY_PLANS
     from mcunas.search.objectives import PRUNERS, SAMPLERS
     from mcunas.train.recipes import RECIPES
 
-    return {"sampler": SAMPLERS, "pruner": PRUNERS, "recipe": RECIPES}
+    return {"sampler": SAMPLERS, "pruner": PRUNERS, "recipe": RECIPES, "memory_plan": MEMORY_PLANS}
 
 
 def run(args) -> int:
@@ -246,6 +247,6 @@ def _export_winner(c) -> str | None:
 
     out = c.out_dir / "winner"
     study = load_study(c.study_name, c.storage_url)
-    export_study_trial(study, pick_best(study, Budget(model=c.budget.model)), out, load_boards(),
-                       results_folder=c.out_dir)
+    export_study_trial(study, pick_best(study, Budget(model=c.budget.model, memory_plan=c.budget.memory_plan)), out,
+                       load_boards(), results_folder=c.out_dir, memory_plan=c.budget.memory_plan)
     return str(out)

@@ -12,7 +12,7 @@ from mcunas.cost.graph import build_graph
 from mcunas.cost.latency import DEFAULT_RUNTIME, latency_figures
 from mcunas.cost.paper import paper_peak_bytes
 from mcunas.cost.tflite_graph import arch_tflite_model
-from mcunas.cost.tflite_size import tflite_bytes
+from mcunas.cost.tflite_size import offline_plan_bytes, tflite_bytes
 from mcunas.cost.tflm_arena import predict_arenas
 
 
@@ -30,6 +30,8 @@ def estimate(arch: Arch, board: Board | None = None, mbv2_slices: int = 1, deplo
       MobileNetV2 blocks are computed in that many channel slices (§5.3).
     * ``tflite_bytes``: predicted size of the exported int8 ``.tflite``
       (:mod:`mcunas.cost.tflite_size`).
+    * ``tflite_offline_bytes``: the same file with the offline memory plan
+      embedded (``export --memory-plan offline``): 4 B per tensor and 76 B more.
     * ``sram_tflm_bytes``: predicted TFLM arena, the greedy-planned head plus
       the persistent tail (:mod:`mcunas.cost.tflm_arena`).
     * ``sram_tflm_offline_bytes``: the same with the offline memory plan
@@ -58,6 +60,7 @@ def estimate(arch: Arch, board: Board | None = None, mbv2_slices: int = 1, deplo
     if deployable:
         exported = arch_tflite_model(arch, graph)
         out["tflite_bytes"] = tflite_bytes(exported)
+        out["tflite_offline_bytes"] = out["tflite_bytes"] + offline_plan_bytes(len(exported.tensors))
         arenas = predict_arenas(exported)
         out["sram_tflm_bytes"] = arenas["stock"]["sram_tflm_bytes"]
         out["sram_tflm_offline_bytes"] = arenas["offline"]["sram_tflm_bytes"]

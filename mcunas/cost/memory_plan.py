@@ -49,12 +49,15 @@ EXHAUSTIVE_BUFFERS = 8
 class OfflinePlan:
     """``offsets``: one per tensor of the subgraph (ONLINE for those TFLM does not plan);
     ``head_bytes``: TFLM's head with this plan and its scratch buffers; ``bound_bytes``: the
-    largest live set; ``optimal``: the head is proven minimal."""
+    largest live set; ``optimal``: the head is proven minimal; ``order``: the execution order
+    (op indices of the model as given) the plan is for, None for the model's own
+    (:mod:`mcunas.cost.execution_order`)."""
 
     offsets: list[int]
     head_bytes: int
     bound_bytes: int
     optimal: bool
+    order: list[int] | None = None
 
 
 def live_bound_bytes(buffers: list[Buffer]) -> int:
@@ -200,12 +203,23 @@ def plan_subgraph(sg: Subgraph, scratch: list[tuple[int, int]] = ()) -> OfflineP
 
 
 def offline_plan(model: TfliteModel) -> OfflinePlan:
-    """The offline plan of a single-subgraph model, around its kernels' scratch requests."""
-    from mcunas.cost.tflm_kernels import get_target, kernel_cost
+    """The offline plan of a single-subgraph model, around its kernels' scratch requests, in
+    the execution order with the smallest live set (``order``, when not the model's own)."""
+    from dataclasses import replace
+
+    from mcunas.cost.execution_order import order_for_plan, reordered
 
     if len(model.subgraphs) > 1:
         raise UserError("offline memory plans are made for single-subgraph models only")
-    sg = model.subgraphs[0]
+    order = order_for_plan(model)
+    if order is not None:
+        return replace(offline_plan(reordered(model, order)), order=order)
+    return plan_subgraph(model.subgraphs[0], scratch_requests(model.subgraphs[0]))
+
+
+def scratch_requests(sg: Subgraph) -> list[tuple[int, int]]:
+    """The scratch buffers ``(bytes, op index)`` its kernels request, in request order."""
+    from mcunas.cost.tflm_kernels import get_target, kernel_cost
+
     target = get_target("x86_64")  # scratch sizes do not depend on the ABI
-    scratch = [(n, index) for index, op in enumerate(sg.operators) for n in kernel_cost(sg, op, target).scratch_bytes]
-    return plan_subgraph(sg, scratch)
+    return [(n, index) for index, op in enumerate(sg.operators) for n in kernel_cost(sg, op, target).scratch_bytes]

@@ -65,3 +65,20 @@ def tflite_bytes(model: TfliteModel) -> int:
     if any(o.op == "STRIDED_SLICE" for o in model.operators):
         fitted += SHARED_SLICE_CONSTANTS
     return exact + round(fitted) + SAFETY_MARGIN_BYTES
+
+
+# What `mcunas export --memory-plan offline` adds to the converted file (mcunas.export.memory_plan):
+# 4 B per tensor offset, plus 72 B: the plan's three header words (version, subgraph count, n) and
+# its vector's length prefix (16), its Buffer table (8) and slot in the buffers vector (4), the
+# Metadata table (12), its name "OfflineMemoryAllocation" with terminator and length prefix (28) and
+# slot in the metadata vector (4); measured to the byte on exported models (tests/test_memory_plan.py).
+# The finished file is padded to 8 bytes, so it may take 4 B more (or, where the converter's file
+# had 4 B of padding, 4 B less): OFFLINE_PLAN_PADDING_BYTES covers the worse case.
+OFFLINE_PLAN_FIXED_BYTES = 72
+OFFLINE_PLAN_PADDING_BYTES = 4
+
+
+def offline_plan_bytes(tensor_count: int) -> int:
+    """How much larger the ``.tflite`` gets with an offline plan for ``tensor_count`` tensors embedded."""
+    return 4 * tensor_count + OFFLINE_PLAN_FIXED_BYTES + OFFLINE_PLAN_PADDING_BYTES
+

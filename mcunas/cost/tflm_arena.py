@@ -162,7 +162,18 @@ def predict_arena(model: TfliteModel, target: str = "x86_64", memory_plan: str =
 
 def predict_arenas(model: TfliteModel, target: str = "x86_64", memory_plans=MEMORY_PLANS) -> dict[str, dict]:
     """:func:`predict_arena` for several memory plans at the cost of one replay (only the
-    planned head differs), keyed by plan."""
+    planned head differs), keyed by plan.  The offline plan runs the ops in the order it
+    embeds (:mod:`mcunas.cost.execution_order`); where that is not the model's own, its
+    arena is the replay of the reordered model."""
+    from mcunas.cost.execution_order import order_for_plan, reordered
+
+    if "offline" in memory_plans and len(model.subgraphs) == 1:
+        order = order_for_plan(model)
+        if order is not None:
+            rest = [p for p in memory_plans if p != "offline"]
+            results = predict_arenas(model, target, rest) if rest else {}
+            results.update(predict_arenas(reordered(model, order), target, ("offline",)))
+            return {p: results[p] for p in memory_plans}
     tgt = get_target(target)
     subgraphs = model.subgraphs
     costs = [[kernel_cost(sg, op, tgt) for op in sg.operators] for sg in subgraphs]

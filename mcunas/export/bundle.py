@@ -104,6 +104,7 @@ def write_arch_files(arch: Arch, out: Path, weights: str | Path | None = None,
                      data: str | Path | None = None, target: str = "x86_64", memory_plan: str = "stock") -> dict:
     """Write the export files of ``arch`` into the existing folder ``out``; returns the figures."""
     from mcunas.export.c_array import write_c_array
+    from mcunas.export.memory_plan import embed_in_file, plan_note
     from mcunas.export.tflite import convert_int8
     from mcunas.tflm import measure_arena
 
@@ -116,26 +117,13 @@ def write_arch_files(arch: Arch, out: Path, weights: str | Path | None = None,
     measured = measure_arena(tflite_path)
     plan_figures = {}
     if memory_plan == "offline":
-        from mcunas.export.memory_plan import embed_offline_plan
-
-        stock = measured
-        tflite, plan = embed_offline_plan(tflite)
-        tflite_path.write_bytes(tflite)
-        measured = measure_arena(tflite_path)
-        plan_figures = {"memory_plan": "offline", "tflm_arena_stock_bytes": stock["tflm_arena_bytes"],
-                        "tflm_head_stock_bytes": stock["tflm_head_bytes"],
-                        "tflm_head_bound_bytes": plan.bound_bytes,
-                        "arena_saved_bytes": stock["tflm_arena_bytes"] - measured["tflm_arena_bytes"]}
+        measured, plan_figures = embed_in_file(tflite_path, measured)
+        tflite = tflite_path.read_bytes()
     (out / "arch.txt").write_text(f"{arch}\n")
     state = "trained weights from " + str(weights) if weights else "untrained (random weights)"
-    plan_note = ""
-    if plan_figures:
-        plan_note = (f"\nOffline memory plan embedded (OfflineMemoryAllocation metadata): TFLM needs "
-                     f"{measured['tflm_arena_bytes']:,} B instead of {plan_figures['tflm_arena_stock_bytes']:,} B "
-                     "(x86-64, measured).\nKernels with scratch buffers of their own (e.g. CMSIS-NN) get them "
-                     "placed around the plan by TFLM's planner.")
+    note = "\n" + plan_note(measured, plan_figures) if plan_figures else ""
     write_c_array(tflite, out, measured["tflm_arena_bytes"], target=target,
-                  comment=f"arch: {arch}\n{state}; {DEVICE_INPUT}{plan_note}")
+                  comment=f"arch: {arch}\n{state}; {DEVICE_INPUT}{note}")
     return {
         "arch": str(arch),
         "trained": weights is not None,

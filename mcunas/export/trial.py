@@ -28,8 +28,11 @@ from mcunas.input_convention import DEVICE_INPUT
 
 def export_trial(row: pd.Series, keras_src: Path | None, tflite_src: Path | None, out_dir: str | Path,
                  boards: dict, board=None, data: str | None = None, study_name: str = "",
-                 target: str = "x86_64") -> dict:
+                 target: str = "x86_64", memory_plan: str = "stock") -> dict:
     """Write the deployment folder of trial ``row`` from its model files; returns its figures.
+
+    ``memory_plan="offline"`` embeds the offline memory plan in the trial's own int8 file (the
+    same int8 model: only the metadata changes) and reports the arena with and without it.
 
     The folder is built beside ``out_dir`` and swapped in whole
     (:func:`mcunas.export.bundle.export_folder`): its ``.tflite``, C array and
@@ -38,14 +41,17 @@ def export_trial(row: pd.Series, keras_src: Path | None, tflite_src: Path | None
     from mcunas.export.bundle import export_folder
 
     with export_folder(out_dir) as tmp:
-        figures = _write_trial_files(row, keras_src, tflite_src, tmp, boards, board, data, study_name, target)
+        figures = _write_trial_files(row, keras_src, tflite_src, tmp, boards, board, data, study_name, target,
+                                     memory_plan)
     return {**figures, "out": str(out_dir)}
 
 
 def _write_trial_files(row: pd.Series, keras_src: Path | None, tflite_src: Path | None, out: Path,
-                       boards: dict, board, data: str | None, study_name: str, target: str) -> dict:
+                       boards: dict, board, data: str | None, study_name: str, target: str,
+                       memory_plan: str) -> dict:
     """The files of :func:`export_trial`, written into the existing (temporary) folder ``out``."""
     from mcunas.export.c_array import write_c_array
+    from mcunas.export.memory_plan import embed_in_file, plan_note
     from mcunas.tflm import measure_arena
 
     if tflite_src is not None:
@@ -60,22 +66,27 @@ def _write_trial_files(row: pd.Series, keras_src: Path | None, tflite_src: Path 
         write_arch_files(parse_arch(row.arch), out, weights=keras_src, data=data, target=target)
         origin = (f"re-converted from {keras_src} ({'calibrated on ' + data if data else 'noise calibration'}): "
                   "the trial's own .tflite is gone, so its recorded int8 accuracy was measured on another file")
-    tflite = (out / "model_int8.tflite").read_bytes()
     measured = measure_arena(out / "model_int8.tflite")
+    plan_figures = {}
+    if memory_plan == "offline":
+        measured, plan_figures = embed_in_file(out / "model_int8.tflite", measured)
+    tflite = (out / "model_int8.tflite").read_bytes()
     (out / "arch.txt").write_text(f"{row.arch}\n")
+    note = "\n" + plan_note(measured, plan_figures) if plan_figures else ""
     write_c_array(tflite, out, measured["tflm_arena_bytes"], target=target,
                   comment=f"arch: {row.arch}\nstudy {study_name}, trial {row.number}, int8 accuracy "
-                  f"{row.int8_accuracy:.4f}\n{DEVICE_INPUT}")
+                  f"{row.int8_accuracy:.4f}\n{DEVICE_INPUT}{note}")
     figures = {
         "study": study_name, "trial": int(row.number), "arch": row.arch,
         "int8_accuracy": float(row.int8_accuracy),
         "float_accuracy": None if pd.isna(row.float_accuracy) else float(row.float_accuracy),
         "test_accuracy": None if pd.isna(row.get("test_accuracy")) else float(row.test_accuracy),
-        "predicted": _predicted(row),
+        "predicted": _predicted(row, memory_plan),
         "tflm_arena_bytes": measured["tflm_arena_bytes"],
         "tflm_head_bytes": measured["tflm_head_bytes"], "tflm_tail_bytes": measured["tflm_tail_bytes"],
         "k_tensor_arena_size": -(-measured["tflm_arena_bytes"] // 16) * 16,
         "tflite_bytes": len(tflite),
+        **plan_figures,
         "tflm_arena_bytes_at_training": None if pd.isna(row.tflm_arena_bytes_measured)
         else int(row.tflm_arena_bytes_measured),
         "origin": origin,
@@ -89,16 +100,23 @@ def _write_trial_files(row: pd.Series, keras_src: Path | None, tflite_src: Path 
     return figures
 
 
-def _predicted(row: pd.Series) -> dict:
-    """The cost model's figures for the trial (stored ones first, re-costed where missing)."""
+def _predicted(row: pd.Series, memory_plan: str = "stock") -> dict:
+    """The cost model's figures for the trial (stored ones first, re-costed where missing).
+
+    With the offline plan, ``sram_tflm_bytes`` and ``tflite_bytes`` are those of the file with
+    the plan embedded, the file the export writes and measures.
+    """
     from mcunas.arch import parse_arch
+    from mcunas.budget import Budget
     from mcunas.cost import estimate
 
-    stored = {k: row.get(k) for k in ("macs", "params", "weight_bytes", "sram_paper_bytes",
-                                      "sram_tflm_bytes", "tflite_bytes")}
+    plan = Budget(memory_plan=memory_plan)
+    keys = {"macs": "macs", "params": "params", "weight_bytes": "weight_bytes", "sram_paper_bytes": "sram_paper_bytes",
+            "sram_tflm_bytes": plan.key("sram"), "tflite_bytes": plan.key("flash")}
+    stored = {k: row.get(key) for k, key in keys.items()}
     if any(pd.isna(v) for v in stored.values()):
         fresh = estimate(parse_arch(row.arch))
-        stored = {k: (fresh.get(k) if pd.isna(v) else v) for k, v in stored.items()}
+        stored = {k: (fresh.get(keys[k]) if pd.isna(v) else v) for k, v in stored.items()}
     return {k: (None if v is None or pd.isna(v) else int(v)) for k, v in stored.items()}
 
 
@@ -148,6 +166,10 @@ def report_md(f: dict) -> str:
         f"| paper's peak rule, B | {_n(p['sram_paper_bytes'])} | | |",
         f"| int8 weights (paper's flash), B | {_n(p['weight_bytes'])} | | |",
         "",
+        *([(f"The `.tflite` carries an offline memory plan (`OfflineMemoryAllocation` metadata, same int8 model): "
+            f"TFLM needs {f['tflm_arena_bytes']:,} B with it, {f['tflm_arena_stock_bytes']:,} B with its own planner "
+            f"(both measured; {f['arena_saved_bytes']:,} B saved). The predictions above are for the file with the "
+            "plan."), ""] if f.get("memory_plan") == "offline" else []),
         f"`kTensorArenaSize` in `model_data.h` = {f['k_tensor_arena_size']:,} B: the smallest arena this exact file "
         "allocates in (TFLM `tflite_micro` pip package, x86-64, binary search), rounded up to 16. On a 32-bit MCU "
         "pointers are 4 bytes, so the persistent tail there is somewhat smaller; this size is then a safe upper bound.",

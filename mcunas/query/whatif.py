@@ -53,8 +53,11 @@ LADDERS = {
 # objective -> (column, larger is better)
 OBJECTIVE_ORDER = {"accuracy": ("int8_accuracy", True), "capacity": ("macs", True), "macs": ("macs", False),
                    "sram": ("sram_bytes", False), "flash": ("flash_bytes", False)}
+# sram_bytes/flash_bytes are the judged figures; both predicted arenas (TFLM's plan, the offline plan) beside them
 SHOWN = ["study", "number", "status", "int8_accuracy", "test_accuracy", "float_accuracy", "sram_bytes", "sram_figure",
-         "flash_bytes", "flash_figure", "macs", "latency_high_ms", "params", "arch"]
+         "flash_bytes", "flash_figure", "sram_tflm_bytes", "sram_tflm_offline_bytes", "macs", "latency_high_ms",
+         "params", "arch"]
+INT_COLUMNS = ("sram_bytes", "flash_bytes", "sram_tflm_bytes", "sram_tflm_offline_bytes", "macs", "params", "number")
 
 
 def campaign_budget(study: StudyTrials) -> Budget | None:
@@ -121,7 +124,7 @@ def rows(df: pd.DataFrame, study: str) -> list[dict]:
             v = r.get(c)
             if isinstance(v, float) and np.isnan(v):
                 v = None
-            elif c in ("sram_bytes", "flash_bytes", "macs", "params", "number") and v is not None:
+            elif c in INT_COLUMNS and v is not None:
                 v = int(v)
             row[c] = v
         out.append(row)
@@ -169,7 +172,7 @@ def ladder_start(dim: str, budget: Budget, studies: list[StudyTrials], frames: l
 
 def tightening(studies: list[StudyTrials], budget: Budget) -> list[dict]:
     """Best score per study at each rung of each dimension's ladder (see module doc)."""
-    frames = [candidates(s, budget) for s in studies]
+    frames = [candidates(s, budget.filled_from(campaign_budget(s))) for s in studies]
     out = []
     for dim in budget.dimensions():
         start = ladder_start(dim, budget, studies, frames)

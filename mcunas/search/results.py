@@ -15,8 +15,8 @@ import pandas as pd
 
 from mcunas.atomic import atomic_path, write_atomic
 
-COST_COLUMNS = ["macs", "params", "weight_bytes", "tflite_bytes", "sram_paper_bytes", "sram_tflm_bytes", "latency_ms",
-                "latency_high_ms"]
+COST_COLUMNS = ["macs", "params", "weight_bytes", "tflite_bytes", "tflite_offline_bytes", "sram_paper_bytes",
+                "sram_tflm_bytes", "sram_tflm_offline_bytes", "latency_ms", "latency_high_ms"]
 # int8_accuracy is the int8 validation accuracy the search selected on (= val_accuracy); test_accuracy
 # the same file's on the test set, reported only; rung/rung_accuracy: where --halving stopped a candidate
 RESULT_COLUMNS = ["int8_accuracy", "val_accuracy", "test_accuracy", "float_accuracy", "int8_accuracy_before_qat",
