@@ -71,3 +71,11 @@ class Progress:
     def failed(self, number: int, reason: str) -> None:
         self.n_failed += 1
         self.note(f"trial {number} failed: {reason} {self._status()}")
+
+    def scored(self, number: int, arch: str, result: dict) -> None:
+        """A candidate scored with supernet weights (``mcunas search --supernet``): one line each, as trained ones."""
+        self.n_trained += 1
+        acc = result["supernet_accuracy"]
+        if self.best is None or acc > self.best[0]:
+            self.best = (acc, str(number))
+        self.note(f"trial {number} supernet val {acc:.3f} ({result['score_s']:.1f}s): {arch} {self._status()}")
