@@ -29,7 +29,7 @@ def _loaded(path: str, mtime_ns: int):
     from mcunas.supernet.file import load_supernet
 
     meta, weights = load_supernet(Path(path))
-    return meta, load_space(meta["space"]), {name: tf.constant(value) for name, value in weights.items()}
+    return meta, load_space(meta["space_file"]), {name: tf.constant(value) for name, value in weights.items()}
 
 
 def loaded(path: str):

@@ -92,7 +92,8 @@ def train_supernet(space: Space, data: str, eval_data: str | None, epochs: int, 
         log(f"mcunas: supernet epoch {epoch}/{epochs}: largest member's loss {sum(losses) / len(losses):.3f}, "
             f"{time.perf_counter() - epoch_start:.0f} s, ETA {format_duration(left)}")
     weights = {name: variables[name].numpy() for name in names}
-    meta = {"space": space.name, "space_sha256": space_fingerprint(space), "data": str(data),
+    meta = {"space": space.name, "space_file": str(space.path.resolve()), "space_sha256": space_fingerprint(space),
+            "data": str(data),
             "eval_data": eval_data and str(eval_data), "split_seed": seed, "epochs": epochs, "batch": batch,
             "resolutions": list(sizes), "train_images": int(len(y_train)),
             "train_s": round(time.perf_counter() - start, 1),
