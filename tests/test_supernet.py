@@ -7,8 +7,8 @@ import re
 import numpy as np
 import optuna
 import pytest
-
 from conftest import REPO, assert_one_line_error, run_cli
+
 from mcunas.errors import UserError
 from mcunas.spaces import RandomTrial, load_space, sample_arch
 from mcunas.supernet.members import extreme_arch, largest_shape, member_slots
@@ -25,7 +25,7 @@ def test_every_sampled_member_maps_to_supernet_slots(name):
         slots = member_slots(space, arch)
         blocks = sum(b.repeats for b in arch.blocks)
         assert sorted(slots) == list(range(1, blocks + 1)) and slots[1] == "stem"
-        for number, slot in slots.items():
+        for slot in slots.values():
             found = re.fullmatch(r"s(\d+)b(\d+)", slot)  # block of a stage: within the largest member's depth
             if found:
                 stage, block = map(int, found.groups())

@@ -154,9 +154,8 @@ def _config_value(key: str, value, path: str):
 def _choices() -> dict:
     """The flags argparse restricts to a list; a config file gets the same lists."""
     from mcunas.search.objectives import PRUNERS, SAMPLERS
-    from mcunas.train.recipes import RECIPES
-
     from mcunas.search.supernet import FINALIST_INITS
+    from mcunas.train.recipes import RECIPES
 
     return {"sampler": SAMPLERS, "pruner": PRUNERS, "recipe": RECIPES, "finalist_init": FINALIST_INITS}
 

@@ -29,7 +29,7 @@ def _loaded(path: str, mtime_ns: int):
     from mcunas.supernet.file import load_supernet
 
     meta, weights = load_supernet(Path(path))
-    return meta, load_space(meta["space_file"]), {name: tf.constant(value) for name, value in weights.items()}
+    return meta, load_space(meta.get("space_file", meta["space"])), {name: tf.constant(value) for name, value in weights.items()}
 
 
 def loaded(path: str):
@@ -91,7 +91,7 @@ def score_candidate(job) -> dict:
     weights, arch, slots, stats, sets = prepared_member(job)
     accuracy = member_accuracy(weights, arch, slots, stats, *sets["val"])
     return {"supernet_accuracy": accuracy, "score_s": round(time.perf_counter() - start, 3),
-            "val_images": int(len(sets["val"][1]))}
+            "val_images": len(sets["val"][1])}
 
 
 def copy_into_keras(model, weights, arch, slots, stats) -> None:

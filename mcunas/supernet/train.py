@@ -95,7 +95,7 @@ def train_supernet(space: Space, data: str, eval_data: str | None, epochs: int, 
     meta = {"space": space.name, "space_file": str(space.path.resolve()), "space_sha256": space_fingerprint(space),
             "data": str(data),
             "eval_data": eval_data and str(eval_data), "split_seed": seed, "epochs": epochs, "batch": batch,
-            "resolutions": list(sizes), "train_images": int(len(y_train)),
+            "resolutions": list(sizes), "train_images": len(y_train),
             "train_s": round(time.perf_counter() - start, 1),
             "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             "parameters": int(sum(w.size for w in weights.values()))}
