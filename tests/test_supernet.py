@@ -83,8 +83,7 @@ def _tiny_supernet(tmp_path, space_name="mobilenet_v1"):
     space = load_space(space_name)
     path = tmp_path / f"{space_name}.npz"
     save_supernet(path, initial_weights(largest_shape(space), 0),
-                  {"space": space.name, "space_sha256": space_fingerprint(space), "data": "x", "eval_data": None,
-                   "split_seed": 0})
+                  {"space": space.name, "space_sha256": space_fingerprint(space), "data": "x", "split_seed": 0})
     return path
 
 

@@ -92,7 +92,7 @@ def _ranking(args, data: str, tmp: str) -> dict:
     from mcunas.train.worker import TrainJob
 
     space = load_space(args.space)
-    weights, meta = train_supernet(space, str(Path(data).resolve()), None, args.supernet_epochs, args.resolution,
+    weights, meta = train_supernet(space, str(Path(data).resolve()), args.supernet_epochs, args.resolution,
                                    seed=args.seed)
     path = Path(tmp) / "supernet.npz"
     save_supernet(path, weights, meta)

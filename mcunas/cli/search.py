@@ -72,7 +72,7 @@ def register(sub) -> None:
     a("--no-export-winner", dest="export_winner", action="store_false", default=None,
       help="do not export the best trial at the end")
     a("--supernet", help="score candidates with weights inherited from this supernet file (`mcunas supernet train`) "
-      "instead of training each; needs the --data, --eval-data and --seed it was trained with")
+      "instead of training each; needs the --data and --seed it was trained with")
     a("--finalists", type=int, help="with --supernet: then train, export and test this many of the best scored "
       "candidates of the Pareto front (default 1)")
     a("--finalist-init", choices=FINALIST_INITS, help="with --supernet: finalists start from their inherited "
@@ -241,7 +241,7 @@ def _check_supernet_flags(s: dict, space, objectives: list[str]) -> None:
     if int(s["finalists"]) < 0:
         raise UserError(f"--finalists must be 0 (none) or more, got {s['finalists']}")
     if Path(s["data"]).exists():
-        check_supernet(s["supernet"], space, s["data"], s["eval_data"], int(s["seed"]))
+        check_supernet(s["supernet"], space, s["data"], int(s["seed"]))
 
 
 def _demo_data(folder: Path, n: int, seed: int) -> str:

@@ -15,14 +15,12 @@ def register(sub) -> None:
     inner = p.add_subparsers(dest="supernet_command", metavar="COMMAND", required=True)
     t = inner.add_parser(
         "train", help="train a supernet with the sandwich rule",
-        description="Train a supernet for --space on the training split of --data (the validation split "
-        "`mcunas search` selects on is left out): every step trains the largest, the smallest and two random "
+        description="Train a supernet for --space on the training split of --data (the validation share "
+        "`mcunas search --seed` selects on is left out, with or without --eval-data): every step trains the largest, the smallest and two random "
         "members, the smaller ones distilled from the largest. Kernels are centre-cropped, channels and blocks "
         "are the leading ones. Spaces of ds and ir blocks (mobilenet_v1, mobilenet_v2, mnasnet).")
     t.add_argument("--space", required=True, help="space name in search_spaces/ or a YAML path")
     t.add_argument("--data", required=True, help="training data (any format `mcunas search --data` takes)")
-    t.add_argument("--eval-data", help="the test set the search will use (default: the eval split of --data); "
-                   "give the same as to `mcunas search`")
     t.add_argument("--out", required=True, help="the supernet file to write, e.g. supernet.npz")
     t.add_argument("--epochs", type=int, default=5, help="epochs (default 5)")
     t.add_argument("--resolution", type=int, help="train at this one resolution (default: each step draws one of "
@@ -54,14 +52,12 @@ def run_train(args) -> int:
     out = Path(args.out)
     if out.is_dir() or not out.parent.is_dir():
         raise UserError(f"--out {out}: give a file in an existing folder, e.g. supernet.npz")
-    for flag, path in (("--data", args.data), ("--eval-data", args.eval_data)):
-        if path and not Path(path).exists():
-            raise UserError(f"{flag} {path} does not exist: give a built VWW set, a person/non_person folder or a "
-                            "vww01 folder")
-    check_search_data(args.data, args.eval_data, args.seed)
-    weights, meta = train_supernet(space, str(Path(args.data).resolve()),
-                                   args.eval_data and str(Path(args.eval_data).resolve()), args.epochs,
-                                   args.resolution, args.batch, args.seed)
+    if not Path(args.data).exists():
+        raise UserError(f"--data {args.data} does not exist: give a built VWW set, a person/non_person folder or a "
+                        "vww01 folder")
+    check_search_data(args.data, None, args.seed)
+    weights, meta = train_supernet(space, str(Path(args.data).resolve()), args.epochs, args.resolution, args.batch,
+                                   args.seed)
     save_supernet(out, weights, meta)
     print_figures({"supernet": str(out), "file_bytes": out.stat().st_size,
                    **{k: v for k, v in meta.items() if k != "space_sha256"}}, args.json)

@@ -29,9 +29,9 @@ SCORE_LIMIT_S = 600.0  # a score takes seconds; this covers a fresh worker's sta
 FINALIST_INITS = ("supernet", "scratch")
 
 
-def check_supernet(path: str, space, data: str, eval_data: str | None, seed: int) -> None:
+def check_supernet(path: str, space, data: str, seed: int) -> None:
     """Refuse (one line, before anything is written) a file that is no supernet, or one made for another
-    space, data or split: scoring it on validation images it trained on would flatter every candidate."""
+    space, data or seed: scoring on validation images it trained on would flatter every candidate."""
     from mcunas.search.campaign import space_fingerprint
     from mcunas.supernet.file import check_for_space, read_meta
     from mcunas.supernet.members import check_supported
@@ -39,9 +39,8 @@ def check_supernet(path: str, space, data: str, eval_data: str | None, seed: int
     check_supported(space)
     meta = read_meta(Path(path))
     check_for_space(Path(path), meta, space, space_fingerprint(space))
-    given = {"--data": str(Path(data).resolve()), "--eval-data": eval_data and str(Path(eval_data).resolve()),
-             "--seed": seed}
-    stored = {"--data": meta.get("data"), "--eval-data": meta.get("eval_data"), "--seed": meta.get("split_seed")}
+    given = {"--data": str(Path(data).resolve()), "--seed": seed}
+    stored = {"--data": meta.get("data"), "--seed": meta.get("split_seed")}
     for flag, value in given.items():
         if stored[flag] != value:
             raise UserError(f"--supernet {path} was trained with {flag} {stored[flag]}, not {value}: give the same "

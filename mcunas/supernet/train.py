@@ -28,6 +28,7 @@ import dataclasses
 import resource
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -38,13 +39,14 @@ LEARNING_RATE = 2e-3
 RANDOM_MEMBERS = 2
 
 
-def train_supernet(space: Space, data: str, eval_data: str | None, epochs: int, resolution: int | None,
-                   batch: int = 32, seed: int = 0, log=None) -> tuple[dict, dict]:
-    """Train a supernet for ``space`` on the train split of ``data``; returns ``(weights, meta)`` as numpy + figures."""
+def train_supernet(space: Space, data: str, epochs: int, resolution: int | None, batch: int = 32, seed: int = 0,
+                   log=None) -> tuple[dict, dict]:
+    """Train a supernet for ``space`` on ``data`` (:func:`training_rows`); returns ``(weights, meta)``."""
     import keras
     import tensorflow as tf
 
-    from mcunas.data import make_train_dataset, train_val_test
+    from mcunas.data import RowView, make_train_dataset
+    from mcunas.data.formats import read_dataset
     from mcunas.search.campaign import space_fingerprint
     from mcunas.supernet.net import forward, initial_weights
     from mcunas.train.worker import format_duration
@@ -54,7 +56,9 @@ def train_supernet(space: Space, data: str, eval_data: str | None, epochs: int, 
     sizes = (resolution,) if resolution else shape.resolutions
     top = max(sizes)
     keras.utils.set_random_seed(seed)
-    x_train, y_train = train_val_test(data, eval_data, top, 3, seed)["train"]
+    images, labels, splits = read_dataset(Path(data), top, 3)
+    rows = training_rows(labels, splits, seed)
+    x_train, y_train = RowView(images, rows), labels[rows]
     steps = max(1, len(y_train) // batch)
     dataset = make_train_dataset(x_train, y_train, batch, seed=seed).take(steps)
     variables = {name: tf.Variable(value, name=name.replace("/", "_"))
@@ -93,13 +97,25 @@ def train_supernet(space: Space, data: str, eval_data: str | None, epochs: int, 
             f"{time.perf_counter() - epoch_start:.0f} s, ETA {format_duration(left)}")
     weights = {name: variables[name].numpy() for name in names}
     meta = {"space": space.name, "space_file": str(space.path.resolve()), "space_sha256": space_fingerprint(space),
-            "data": str(data),
-            "eval_data": eval_data and str(eval_data), "split_seed": seed, "epochs": epochs, "batch": batch,
+            "data": str(data), "split_seed": seed, "epochs": epochs, "batch": batch,
             "resolutions": list(sizes), "train_images": len(y_train),
             "train_s": round(time.perf_counter() - start, 1),
             "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             "parameters": int(sum(w.size for w in weights.values()))}
     return weights, meta
+
+
+def training_rows(labels, splits, seed: int):
+    """Rows of the data set the supernet may train on: its train split, less both validation shares a search
+    with this seed can draw (from the train split without ``--eval-data``, from all images with it), so the
+    search scores on images the supernet never saw either way."""
+    from mcunas.data.split import validation_mask
+
+    pool = np.flatnonzero(splits == "train")
+    keep = np.zeros(len(labels), bool)
+    keep[pool[~validation_mask(labels[pool], seed)]] = True
+    keep &= ~validation_mask(labels, seed)
+    return np.flatnonzero(keep)
 
 
 def _member_gradients(variables, names, arch, slots, distil: bool, forward):
