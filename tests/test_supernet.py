@@ -74,16 +74,16 @@ def test_a_sliced_member_computes_exactly_what_its_keras_model_does(name):
         assert model.count_params() == estimate(arch)["keras_params"]  # the network the cost model describes
 
 
-def _tiny_supernet(tmp_path, space_name="mobilenet_v1"):
+def _tiny_supernet(tmp_path, space_name="mobilenet_v1", data="x"):
     """A real supernet file of untrained weights (for the input checks, which never train)."""
     from mcunas.search.campaign import space_fingerprint
     from mcunas.supernet.file import save_supernet
     from mcunas.supernet.net import initial_weights
 
     space = load_space(space_name)
-    path = tmp_path / f"{space_name}.npz"
+    path = tmp_path / f"{space_name}_{len(str(data))}.npz"
     save_supernet(path, initial_weights(largest_shape(space), 0),
-                  {"space": space.name, "space_sha256": space_fingerprint(space), "data": "x", "split_seed": 0})
+                  {"space": space.name, "space_sha256": space_fingerprint(space), "data": str(data), "split_seed": 0})
     return path
 
 
@@ -100,6 +100,11 @@ def test_search_refuses_a_wrong_space_or_a_file_that_is_no_supernet(tmp_path, sy
     proc = run_cli(*base, "--supernet", _tiny_supernet(tmp_path, "mobilenet_v2"))
     assert_one_line_error(proc, "was trained with --data x, not")
     assert not (tmp_path / "results").exists()
+    fitting = _tiny_supernet(tmp_path, "mobilenet_v2", synth_data.resolve())
+    assert_one_line_error(run_cli(*base, "--supernet", fitting, "--seed", "1"), "was trained with --seed 0, not 1")
+    proc = run_cli(*base, "--supernet", fitting, "--sram", "1KB")
+    assert_one_line_error(proc, "no member of space 'mobilenet_v2' fits")
+    assert not list((tmp_path / "results").rglob("*.journal"))
     proc = run_cli("supernet", "train", "--space", "shufflenet_v2", "--data", synth_data, "--out", tmp_path / "s.npz")
     assert_one_line_error(proc, "supports spaces of ds and ir blocks")
     assert not (tmp_path / "s.npz").exists()
