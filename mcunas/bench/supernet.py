@@ -19,6 +19,7 @@ reports file size and peak resident size (what the README quotes).
 from __future__ import annotations
 
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -111,7 +112,7 @@ def _ranking(args, data: str, tmp: str) -> dict:
                      "float_accuracy": trained["float_accuracy"], "int8_accuracy": trained["int8_accuracy"]})
         print(f"mcunas: member {i + 1}/{args.members}: supernet {score['supernet_accuracy']:.3f} "
               f"({score_s:.1f}s), stand-alone float {trained['float_accuracy']:.3f} ({rows[-1]['standalone_s']:.0f}s)",
-              flush=True)
+              file=sys.stderr, flush=True)
     score_s = statistics.median(r["score_s"] for r in rows)
     standalone_s = statistics.median(r["standalone_s"] for r in rows)
     sup = [r["supernet_accuracy"] for r in rows]
