@@ -27,6 +27,7 @@ COMMANDS = [
     "evaluate",
     "train",
     "search",
+    "supernet",
     "bench",
     "query",
     "frontier",

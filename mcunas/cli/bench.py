@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-BENCHES = ["cost", "search", "fidelity", "data", "latency", "worker", "memory_plan"]
+BENCHES = ["cost", "search", "fidelity", "data", "latency", "worker", "memory_plan", "supernet"]
 
 
 def register(sub) -> None:

@@ -16,7 +16,7 @@ DEFAULTS = {
     "boards_file": None, "latency": None, "runtime": None, "budget_model": "deployable", "memory_plan": "stock", "objectives": "accuracy,sram", "sampler": "tpe",
     "pruner": "none", "epochs": 3, "batch": 32, "recipe": "fast", "max_rejections": 2000,
     "results_dir": "results", "heartbeat": None, "candidate_timeout": None, "qat_epochs": 0, "export_winner": True, "demo_images": 800,
-    "halving": None, "rungs": None,
+    "halving": None, "rungs": None, "supernet": None, "finalists": 1, "finalist_init": "supernet",
 }
 
 
@@ -24,6 +24,7 @@ def register(sub) -> None:
     from mcunas.cli import BUDGET_HELP
     from mcunas.cli.flags import add_budget_flags
     from mcunas.search.objectives import DIRECTIONS, PRUNERS, SAMPLERS
+    from mcunas.search.supernet import FINALIST_INITS
     from mcunas.train.recipes import RECIPES
 
     p = sub.add_parser(
@@ -70,6 +71,12 @@ def register(sub) -> None:
     a("--demo-images", type=int, help="images in the generated set used without --data (default 800)")
     a("--no-export-winner", dest="export_winner", action="store_false", default=None,
       help="do not export the best trial at the end")
+    a("--supernet", help="score candidates with weights inherited from this supernet file (`mcunas supernet train`) "
+      "instead of training each; needs the --data and --seed it was trained with")
+    a("--finalists", type=int, help="with --supernet: then train, export and test this many of the best scored "
+      "candidates of the Pareto front (default 1)")
+    a("--finalist-init", choices=FINALIST_INITS, help="with --supernet: finalists start from their inherited "
+      "weights (supernet, the default) or from scratch")
     a("--json", action="store_true", help="print the run's figures as JSON")
     p.set_defaults(handler=run)
 
@@ -148,9 +155,11 @@ def _choices() -> dict:
     """The flags argparse restricts to a list; a config file gets the same lists."""
     from mcunas.cost.tflm_arena import MEMORY_PLANS
     from mcunas.search.objectives import PRUNERS, SAMPLERS
+    from mcunas.search.supernet import FINALIST_INITS
     from mcunas.train.recipes import RECIPES
 
-    return {"sampler": SAMPLERS, "pruner": PRUNERS, "recipe": RECIPES, "memory_plan": MEMORY_PLANS}
+    return {"sampler": SAMPLERS, "pruner": PRUNERS, "recipe": RECIPES, "memory_plan": MEMORY_PLANS,
+            "finalist_init": FINALIST_INITS}
 
 
 def run(args) -> int:
@@ -181,6 +190,7 @@ def run(args) -> int:
     objectives = parse_objectives(s["objectives"])
     check_pruner(s["pruner"], objectives)
     halving = parse_halving(s["halving"], s["rungs"], int(s["epochs"]), objectives, s["pruner"])
+    _check_supernet_flags(s, space, objectives)
     data = s["data"]
     if "accuracy" not in objectives:
         data = None  # cost-only objectives never train
@@ -199,11 +209,13 @@ def run(args) -> int:
         batch=int(s["batch"]), recipe=s["recipe"], max_consecutive_rejections=int(s["max_rejections"]),
         results_dir=results_dir, heartbeat_s=heartbeat_s,
         candidate_timeout_s=candidate_timeout_s, halving=halving, qat_epochs=int(s["qat_epochs"]),
+        supernet=s["supernet"], finalists=int(s["finalists"]) if s["supernet"] else 0,
+        finalist_init=s["finalist_init"],
     )
     if campaign.needs_training:
         campaign.data_figures = _check_data(campaign)
     figures = run_campaign(campaign)
-    if s["export_winner"] and campaign.needs_training:
+    if s["export_winner"] and campaign.needs_training and (campaign.finalists or not campaign.supernet):
         figures["winner"] = _export_winner(campaign)
     if args.json:
         print(json.dumps(figures, indent=2))
@@ -211,6 +223,28 @@ def run(args) -> int:
         for key, value in figures.items():
             print(f"{key}: {value}")
     return 0
+
+
+def _check_supernet_flags(s: dict, space, objectives: list[str]) -> None:
+    """``--supernet`` and its companions, checked before anything is written (mcunas.search.supernet)."""
+    from mcunas.errors import UserError
+    from mcunas.search.supernet import check_supernet
+
+    if s["supernet"] is None:
+        if s["finalists"] != DEFAULTS["finalists"] or s["finalist_init"] != DEFAULTS["finalist_init"]:
+            raise UserError("--finalists and --finalist-init need --supernet: an ordinary search trains every "
+                            "candidate already")
+        return
+    if "accuracy" not in objectives:
+        raise UserError("--supernet scores accuracy: keep accuracy in --objectives")
+    if s["data"] is None:
+        raise UserError("--supernet needs --data: the data the supernet was trained on")
+    if s["halving"] is not None or s["rungs"] is not None:
+        raise UserError("--supernet scores candidates without training them: leave out --halving/--rungs")
+    if int(s["finalists"]) < 0:
+        raise UserError(f"--finalists must be 0 (none) or more, got {s['finalists']}")
+    if Path(s["data"]).exists():
+        check_supernet(s["supernet"], space, s["data"], int(s["seed"]))
 
 
 def _demo_data(folder: Path, n: int, seed: int) -> str:

@@ -55,6 +55,10 @@ class Campaign:
     candidate_timeout_s: float | None = None  # None: derived from epochs, images and MACs (search.training)
     halving: Halving | None = None
     data_figures: dict = field(default_factory=dict)  # mcunas.data.check: test size, majority_test_accuracy
+    supernet: str | None = None  # score candidates with this supernet's weights instead of training them
+    finalists: int = 0  # with supernet: then train the best this many of the front (mcunas.search.supernet)
+    finalist_init: str = "supernet"  # finalists start from inherited weights, or "scratch"
+    init_supernet: str | None = None  # trained candidates start from this supernet's weights (finalists)
 
     @property
     def needs_training(self) -> bool:
@@ -234,7 +238,7 @@ class _Run:
 
     def __init__(self, c: Campaign, study, progress: Progress):
         self.c, self.study, self.progress = c, study, progress
-        self.trained_before = _trained_results(study)
+        self.trained_before = {} if c.supernet else _trained_results(study)  # a finalist's result is no score
         self.counts = {"trained": 0, "rejected": 0, "failed": 0, "pruned": 0}
         self.rejections_in_a_row = 0
         self.failures_in_a_row = 0
@@ -258,6 +262,9 @@ class _Run:
         for key, value in result.items():
             trial.set_user_attr(key, value)
         self.trained_before[arch] = result
+        if c.supernet:
+            self.progress.scored(trial.number, arch, result)
+            return objective_values(c.objectives, costs, c.budget, result["supernet_accuracy"])
         self.progress.trained(trial.number, arch, result)
         return objective_values(c.objectives, costs, c.budget, result["int8_accuracy"])
 
@@ -281,8 +288,10 @@ class _Run:
             for key, value in earlier.items():  # stopped before by --halving: stopped again, untrained
                 trial.set_user_attr(key, value)
             self._pruned(trial, f"is a network stopped at rung {earlier['rung']} before: stopped again")
+        from mcunas.search.supernet import score_for_trial
+
         try:
-            result = train_for_trial(self.c, trial, arch, self.progress)
+            result = (score_for_trial if self.c.supernet else train_for_trial)(self.c, trial, arch, self.progress)
         except optuna.TrialPruned as exc:
             if "rung" in trial.user_attrs:
                 self.trained_before[arch] = {k: v for k, v in trial.user_attrs.items() if k not in _OWN_ATTRS}
@@ -368,6 +377,11 @@ def run_campaign(c: Campaign) -> dict:
         raise
     paths = write_results(study, c)
     run.check_gave_up(share)
+    if c.supernet and c.finalists:
+        from mcunas.search.supernet import train_finalists
+
+        run.counts["finalists"] = train_finalists(c, study, share)
+        paths = write_results(study, c)
     if c.timeout_s is not None and run.counts["trained"] < c.n_trials:
         run.progress.note(f"timeout reached after {run.counts['trained']} trained candidates")
     elapsed = time.monotonic() - start

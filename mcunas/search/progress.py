@@ -23,6 +23,7 @@ class Progress:
         self.start = time.monotonic()
         self.n_trained = self.n_rejected = self.n_failed = 0
         self.best: tuple[float, str] | None = None
+        self.best_label = "int8"  # "supernet" while candidates are scored, not trained
         self._last_line = 0.0
         self.note(f"{share_fits:.1%} of the space fits the budget (1,000 random samples)")
 
@@ -34,7 +35,7 @@ class Progress:
             if self.timeout_s is not None:
                 remaining = min(remaining, max(0.0, self.timeout_s - elapsed))
             eta = f", ETA {_clock(remaining)}"
-        best = f" | best int8 {self.best[0]:.3f} (trial {self.best[1]})" if self.best else ""
+        best = f" | best {self.best_label} {self.best[0]:.3f} (trial {self.best[1]})" if self.best else ""
         return (f"[trained {self.n_trained}/{self.n_trials}, rejected {self.n_rejected}, failed {self.n_failed}"
                 f"{best} | {_clock(elapsed)} elapsed{eta}]")
 
@@ -71,3 +72,11 @@ class Progress:
     def failed(self, number: int, reason: str) -> None:
         self.n_failed += 1
         self.note(f"trial {number} failed: {reason} {self._status()}")
+
+    def scored(self, number: int, arch: str, result: dict) -> None:
+        """A candidate scored with supernet weights (``mcunas search --supernet``): one line each, as trained ones."""
+        self.n_trained, self.best_label = self.n_trained + 1, "supernet"
+        acc = result["supernet_accuracy"]
+        if self.best is None or acc > self.best[0]:
+            self.best = (acc, str(number))
+        self.note(f"trial {number} supernet val {acc:.3f} ({result['score_s']:.1f}s): {arch} {self._status()}")

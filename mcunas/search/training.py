@@ -65,7 +65,7 @@ def train_for_trial(c, trial, arch: str, progress: Progress) -> dict:
     job = TrainJob(arch=arch, data=c.data, eval_data=c.eval_data, epochs=c.epochs, batch=c.batch,
                    recipe=c.recipe, seed=c.seed + trial.number,
                    out_dir=str(c.out_dir / "trials" / f"{trial.number:05d}"), split_seed=c.seed,
-                   qat_epochs=c.qat_epochs)
+                   qat_epochs=c.qat_epochs, supernet=c.init_supernet)
     single_objective = len(trial.study.directions) == 1
     epochs_seen = []
     rungs_reached: dict[str, float] = {}

@@ -32,6 +32,15 @@ class CandidateStopped(Exception):
     """``should_stop`` said yes: the worker ends this candidate and takes the next."""
 
 
+def run_job(job, on_epoch=None, should_stop=None) -> dict:
+    """What a warm worker runs: a training job, or a ``score`` job (:mod:`mcunas.supernet.score`)."""
+    if job.kind == "score":
+        from mcunas.supernet.score import score_candidate
+
+        return score_candidate(job)
+    return train_candidate(job, on_epoch, should_stop)
+
+
 def train_candidate(job, on_epoch=None, should_stop=None) -> dict:
     """Train, export and evaluate one architecture (a :class:`~mcunas.train.worker.TrainJob`).
 
@@ -80,6 +89,10 @@ def _fit(job, arch, x_train, y_train, x_val, y_val, on_epoch, should_stop=None) 
 
     keras.utils.set_random_seed(int(job.seed))
     model = build_keras_model(arch, bn_momentum=BN_MOMENTUM[job.recipe], batch_size=None)
+    if job.supernet:  # fine-tuned from the weights it inherits (BatchNorm statistics recalibrated)
+        from mcunas.supernet.score import copy_into_keras, prepared_member
+
+        copy_into_keras(model, *prepared_member(job)[:4])
     steps_per_epoch = max(1, len(x_train) // job.batch)
     compile_for_recipe(model, job.recipe, steps_per_epoch, job.epochs)
     train_ds = make_train_dataset(x_train, y_train, job.batch, seed=int(job.seed))

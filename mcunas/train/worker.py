@@ -76,6 +76,8 @@ class TrainJob:
     out_dir: str
     qat_epochs: int = 0  # quantisation-aware fine-tuning epochs after training (mcunas.train.qat)
     split_seed: int = 0  # draws the validation set: the campaign's seed, the same for all its candidates
+    kind: str = "train"  # or "score": the candidate's validation accuracy with weights from ``supernet``
+    supernet: str | None = None  # a supernet file (mcunas.supernet): scored from it, or trained starting from it
 
     @classmethod
     def read(cls, path: Path) -> "TrainJob":
@@ -298,13 +300,13 @@ def main() -> int:
     import mcunas.data.evaluate  # LiteRT, for the int8 accuracy: imported once, before the first job
     import mcunas.data.pipeline
     import mcunas.export.tflite  # noqa: F401  (warm-up import, as the two above)
-    from mcunas.train import train_candidate
+    from mcunas.train import run_job
 
     for line in iter(sys.stdin.readline, ""):
         job_file = Path(line.strip())
         _output_to(os.open(job_file.with_name("worker.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
         try:
-            _run_job(job_file, train_candidate)
+            _run_job(job_file, run_job)
         finally:
             _output_to(os.dup(between_jobs))
         keras.backend.clear_session()

@@ -1,0 +1,160 @@
+"""The supernet's weights and the forward pass of any member sliced out of them.
+
+The forward pass walks :func:`mcunas.arch.layers` of the member, the same
+walk the Keras builder and the cost model take, so a sliced member is the
+network its string names, layer for layer (tests/test_supernet.py checks
+its outputs against the Keras model carrying the copied weights).  Per layer:
+
+* kernels are the **centre** K×K of the supernet's largest kernel (Once-for-
+  All's elastic kernel without its learned transform matrices: that needs
+  one extra matrix per layer and kernel size and had no measurement here to
+  justify it; centre cropping keeps the 3×3 kernels of every member the
+  same weights, which the sandwich rule trains most often);
+* input and output channels are the **leading** ones (width, expansion,
+  stem and head choices), blocks the **leading** blocks of each stage;
+* a grayscale member's stem sums the kernel over R, G, B: a gray image
+  through it equals the same gray repeated in three channels through the
+  RGB kernel;
+* BatchNorm takes the sliced gamma and beta; statistics are the batch's
+  (training, recalibration) or the member's own recalibrated ones (scoring).
+
+TensorFlow is imported inside the functions; eager execution throughout:
+every step runs different members, and tracing a graph per member costs
+more than the op dispatch it saves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mcunas.arch import Arch, layers
+from mcunas.keras_model import BN_EPSILON
+from mcunas.supernet.members import Shape
+
+
+def weight_shapes(shape: Shape) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every supernet weight (``<slot><suffix>/kernel``, ``/gamma``, ``/beta``, ``/bias``).
+
+    A stage's first block takes its input rows from the widest earlier stage
+    (the stage before it may be left out by a member).
+    """
+    out: dict[str, tuple[int, ...]] = {}
+
+    def conv(key: str, k: int, cin: int, cout: int) -> None:
+        out[f"{key}/kernel"] = (k, k, cin, cout)
+        out[f"{key}/gamma"] = out[f"{key}/beta"] = (cout,)
+
+    def depthwise(key: str, k: int, channels: int) -> None:
+        out[f"{key}/kernel"] = (k, k, channels, 1)
+        out[f"{key}/gamma"] = out[f"{key}/beta"] = (channels,)
+
+    conv("stem", shape.stem_kernel, shape.in_channels, shape.stem_channels)
+    widest = shape.stem_channels
+    for i, stage in enumerate(shape.stages, start=1):
+        for j in range(stage.repeats):
+            slot, cin = f"s{i}b{j}", widest if j == 0 else stage.channels
+            if stage.kind == "ds":
+                depthwise(f"{slot}_dw", stage.kernel, cin)
+                conv(f"{slot}_pw", 1, cin, stage.channels)
+                continue
+            mid = cin * stage.expand
+            if stage.expand > 1:
+                conv(f"{slot}_expand", 1, cin, mid)
+            depthwise(f"{slot}_dw", stage.kernel, mid)
+            conv(f"{slot}_project", 1, mid, stage.channels)
+        widest = max(widest, stage.channels)
+    if shape.head_channels:
+        conv("head", 1, widest, shape.head_channels)
+        out["fc_head/kernel"], out["fc_head/bias"] = (shape.head_channels, shape.classes), (shape.classes,)
+    if shape.head_optional or not shape.head_channels:
+        out["fc_body/kernel"], out["fc_body/bias"] = (widest, shape.classes), (shape.classes,)
+    return out
+
+
+def initial_weights(shape: Shape, seed: int) -> dict[str, np.ndarray]:
+    """He-initialised kernels (fan-in K×K for depthwise, as the Keras builder), BatchNorm gamma 1 / beta 0,
+    Glorot-uniform classifiers with zero bias."""
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for name, dims in weight_shapes(shape).items():
+        if name.endswith("/gamma"):
+            weights[name] = np.ones(dims, np.float32)
+        elif name.endswith(("/beta", "/bias")):
+            weights[name] = np.zeros(dims, np.float32)
+        elif name.startswith("fc_"):
+            limit = np.sqrt(6.0 / sum(dims))
+            weights[name] = rng.uniform(-limit, limit, dims).astype(np.float32)
+        else:
+            fan_in = dims[0] * dims[1] * (1 if dims[3] == 1 else dims[2])
+            std = np.sqrt(2.0 / fan_in) / 0.87962566  # truncated at 2 std, as Keras' he_normal
+            weights[name] = np.clip(rng.normal(0, std, dims), -2 * std, 2 * std).astype(np.float32)
+    return weights
+
+
+def weight_key(layer, slots: dict[int, str]) -> str:
+    """The supernet weight a member's layer uses: ``b7_expand`` of a member -> ``s3b1_expand``."""
+    if layer.kind == "fc":
+        return "fc_head" if "head" in slots.values() else "fc_body"
+    prefix = f"b{layer.block}"
+    return slots[layer.block] + layer.name[len(prefix):]
+
+
+def sliced_kernel(full, layer):
+    """The member's kernel: centre ``layer.kernel``², leading channels; a 1-channel stem sums R, G, B."""
+    import tensorflow as tf
+
+    cut = (full.shape[0] - layer.kernel) // 2
+    kernel = full[cut:cut + layer.kernel, cut:cut + layer.kernel]
+    if layer.kind == "depthwise":
+        return kernel[:, :, :layer.channels_in, :]
+    if layer.inputs == ("input",) and layer.channels_in == 1 and full.shape[2] > 1:
+        return tf.reduce_sum(kernel[:, :, :, :layer.channels_out], axis=2, keepdims=True)
+    return kernel[:, :, :layer.channels_in, :layer.channels_out]
+
+
+def forward(weights, arch: Arch, slots: dict[int, str], x, stats: dict | None = None, record: dict | None = None):
+    """Logits of member ``arch`` on images ``x`` (N×R×R×C float in [0, 1]).
+
+    ``stats`` (layer name -> (mean, variance)) normalises with the member's
+    recalibrated statistics; without it every BatchNorm uses the batch's,
+    and ``record`` (if given) collects them per layer name.
+    """
+    import tensorflow as tf
+
+    out = {"input": x}
+    for layer in layers(arch):
+        inputs = [out[name] for name in layer.inputs]
+        if layer.kind in ("conv", "depthwise"):
+            key = weight_key(layer, slots)
+            kernel = sliced_kernel(weights[f"{key}/kernel"], layer)
+            if layer.kind == "conv":
+                y = tf.nn.conv2d(inputs[0], kernel, layer.stride, "SAME")
+            else:
+                y = tf.nn.depthwise_conv2d(inputs[0], kernel, (1, layer.stride, layer.stride, 1), "SAME")
+            channels = layer.channels_out
+            if stats is None:
+                mean, variance = tf.nn.moments(y, axes=(0, 1, 2))
+                if record is not None:
+                    record.setdefault(layer.name, []).append((mean, variance))
+            else:
+                mean, variance = stats[layer.name]
+            y = tf.nn.batch_normalization(y, mean, variance, weights[f"{key}/beta"][:channels],
+                                          weights[f"{key}/gamma"][:channels], BN_EPSILON)
+            if layer.activation == "relu6":
+                y = tf.nn.relu6(y)
+            elif layer.activation == "relu":
+                y = tf.nn.relu(y)
+            out[layer.name] = y
+        elif layer.kind == "add":
+            out[layer.name] = inputs[0] + inputs[1]
+        elif layer.kind == "gap":
+            out[layer.name] = tf.reduce_mean(inputs[0], axis=(1, 2))
+        elif layer.kind == "fc":
+            key = weight_key(layer, slots)
+            out[layer.name] = (tf.matmul(inputs[0], weights[f"{key}/kernel"][:layer.channels_in, :layer.channels_out])
+                               + weights[f"{key}/bias"][:layer.channels_out])
+        elif layer.kind == "softmax":
+            return inputs[0]
+        else:
+            raise ValueError(f"the supernet cannot run a {layer.kind} layer ({layer.name})")
+    raise AssertionError("layers() always ends with softmax")

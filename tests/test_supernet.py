@@ -1,0 +1,147 @@
+"""The weight-sharing supernet: slicing, the file's checks, and a search that scores with it end to end."""
+
+import dataclasses
+import json
+import re
+
+import numpy as np
+import optuna
+import pytest
+from conftest import REPO, assert_one_line_error, run_cli
+
+from mcunas.errors import UserError
+from mcunas.spaces import RandomTrial, load_space, sample_arch
+from mcunas.supernet.members import extreme_arch, largest_shape, member_slots
+
+TINY_IR = str(REPO / "tests/spaces/tiny_ir.yaml")
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v1", "mnasnet"])
+def test_every_sampled_member_maps_to_supernet_slots(name):
+    space = load_space(name)
+    shape = largest_shape(space)
+    for seed in range(300):
+        arch = sample_arch(space, RandomTrial(seed))
+        slots = member_slots(space, arch)
+        blocks = sum(b.repeats for b in arch.blocks)
+        assert sorted(slots) == list(range(1, blocks + 1)) and slots[1] == "stem"
+        for slot in slots.values():
+            found = re.fullmatch(r"s(\d+)b(\d+)", slot)  # block of a stage: within the largest member's depth
+            if found:
+                stage, block = map(int, found.groups())
+                assert block < shape.stages[stage - 1].repeats
+    largest = extreme_arch(space, True)
+    assert largest.resolution == 224 and largest.blocks[0].channels == shape.stem_channels
+
+
+def test_a_non_member_and_shufflenet_are_refused():
+    space = load_space("mobilenet_v2")
+    wider = dataclasses.replace(extreme_arch(space, True), classes=3)
+    with pytest.raises(UserError, match="not a member of space 'mobilenet_v2'"):
+        member_slots(space, dataclasses.replace(wider, blocks=wider.blocks[:1] + wider.blocks[3:]))
+    with pytest.raises(UserError, match="supports spaces of ds and ir blocks"):
+        largest_shape(load_space("shufflenet_v2"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["mobilenet_v2", "mnasnet", "mobilenet_v1"])
+def test_a_sliced_member_computes_exactly_what_its_keras_model_does(name):
+    """Weights copied from the supernet into the stand-alone Keras model: same outputs, same parameters."""
+    import tensorflow as tf
+
+    from mcunas.cost import estimate
+    from mcunas.keras_model import build_keras_model
+    from mcunas.supernet.net import forward, initial_weights
+    from mcunas.supernet.score import copy_into_keras, recalibrated_stats
+
+    space = load_space(name)
+    rng = np.random.default_rng(0)
+    weights = {k: tf.constant(v + rng.normal(0, 0.1, v.shape).astype(np.float32))  # beta, bias not 0
+               for k, v in initial_weights(largest_shape(space), 1).items()}
+    for seed in (0, 1):
+        arch = dataclasses.replace(sample_arch(space, RandomTrial(seed)), resolution=48)
+        slots = member_slots(space, arch)
+        images = rng.integers(0, 256, (70, 48, 48, arch.in_channels), dtype=np.uint8)
+        stats = recalibrated_stats(weights, arch, slots, images)
+        x = images[:8].astype(np.float32) / 255
+        sliced = tf.nn.softmax(forward(weights, arch, slots, x, stats=stats)).numpy()
+        model = build_keras_model(arch, batch_size=None)
+        before = model.get_weights()
+        copy_into_keras(model, weights, arch, slots, stats)
+        assert np.abs(sliced - model(x, training=False).numpy()).max() < 1e-5
+        assert sliced[:, 0].std() > 0.01  # not a saturated softmax that would hide a difference
+        assert all(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # every weight inherited
+        assert model.count_params() == estimate(arch)["keras_params"]  # the network the cost model describes
+
+
+def _tiny_supernet(tmp_path, space_name="mobilenet_v1", data="x"):
+    """A real supernet file of untrained weights (for the input checks, which never train)."""
+    from mcunas.search.campaign import space_fingerprint
+    from mcunas.supernet.file import save_supernet
+    from mcunas.supernet.net import initial_weights
+
+    space = load_space(space_name)
+    path = tmp_path / f"{space_name}_{len(str(data))}.npz"
+    save_supernet(path, initial_weights(largest_shape(space), 0),
+                  {"space": space.name, "space_sha256": space_fingerprint(space), "data": str(data), "split_seed": 0})
+    return path
+
+
+def test_search_refuses_a_wrong_space_or_a_file_that_is_no_supernet(tmp_path, synth_data):
+    base = ["search", "--space", "mobilenet_v2", "--data", synth_data, "--study", "bad",
+            "--results-dir", tmp_path / "results"]
+    proc = run_cli(*base, "--supernet", _tiny_supernet(tmp_path))
+    assert_one_line_error(proc, "was trained for space 'mobilenet_v1', not space 'mobilenet_v2'")
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"PK\x03\x04 not a zip")
+    assert_one_line_error(run_cli(*base, "--supernet", junk), "is not an mcunas supernet file")
+    np.savez(tmp_path / "plain.npz", a=np.zeros(3))
+    assert_one_line_error(run_cli(*base, "--supernet", tmp_path / "plain.npz"), "is not an mcunas supernet file")
+    proc = run_cli(*base, "--supernet", _tiny_supernet(tmp_path, "mobilenet_v2"))
+    assert_one_line_error(proc, "was trained with --data x, not")
+    assert not (tmp_path / "results").exists()
+    fitting = _tiny_supernet(tmp_path, "mobilenet_v2", synth_data.resolve())
+    assert_one_line_error(run_cli(*base, "--supernet", fitting, "--seed", "1"), "was trained with --seed 0, not 1")
+    proc = run_cli(*base, "--supernet", fitting, "--sram", "1KB")
+    assert_one_line_error(proc, "no member of space 'mobilenet_v2' fits")
+    assert not list((tmp_path / "results").rglob("*.journal"))
+    proc = run_cli("supernet", "train", "--space", "shufflenet_v2", "--data", synth_data, "--out", tmp_path / "s.npz")
+    assert_one_line_error(proc, "supports spaces of ds and ir blocks")
+    assert not (tmp_path / "s.npz").exists()
+
+
+@pytest.mark.slow
+def test_search_scores_with_a_supernet_and_trains_a_finalist(tmp_path, synth_data):
+    net = tmp_path / "tiny.npz"
+    proc = run_cli("supernet", "train", "--space", TINY_IR, "--data", synth_data, "--epochs", "1", "--batch", "16",
+                   "--out", net, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert "supernet epoch 1/1" in proc.stderr and "ETA" in proc.stderr
+    made = json.loads(proc.stdout)
+    assert made["resolutions"] == [32, 48] and made["file_bytes"] == net.stat().st_size
+    args = ["search", "--space", TINY_IR, "--supernet", net, "--data", synth_data, "--study", "sn", "--n-trials", "4",
+            "--finalists", "1", "--epochs", "1", "--batch", "16", "--results-dir", tmp_path / "results",
+            "--objectives", "accuracy,sram", "--json"]
+    proc = run_cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads(proc.stdout)
+    assert figures["trained"] == 4 and figures["finalists"] == 1
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
+        str(tmp_path / "results/sn/study.journal")))
+    trials = optuna.load_study(study_name="sn", storage=storage).trials
+    scored = [t for t in trials if "supernet_accuracy" in t.user_attrs]
+    assert len(scored) == 4 and all(0 <= t.user_attrs["supernet_accuracy"] <= 1 for t in scored)
+    assert all(t.values[0] == t.user_attrs["supernet_accuracy"] for t in scored)
+    finalists = [t for t in trials if "finalist_of" in t.user_attrs]
+    assert len(finalists) == 1 and 0 <= finalists[0].user_attrs["test_accuracy"] <= 1
+    chosen = trials[finalists[0].user_attrs["finalist_of"]]
+    assert finalists[0].user_attrs["arch"] == chosen.user_attrs["arch"]
+    measured, predicted = (finalists[0].user_attrs["tflm_arena_bytes_measured"],
+                           finalists[0].user_attrs["costs"]["sram_tflm_bytes"])
+    assert measured <= predicted <= measured + max(64, 0.01 * measured)
+    # resumed: more scores; a finalist already trained is not trained again
+    proc = run_cli(*args[:-1] + ["--n-trials", "1", "--json"])
+    assert proc.returncode == 0, proc.stderr
+    trials = optuna.load_study(study_name="sn", storage=storage).trials
+    again = [t.user_attrs["arch"] for t in trials if "finalist_of" in t.user_attrs]
+    assert again.count(finalists[0].user_attrs["arch"]) == 1 and len(again) <= 2
