@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from mcunas.quiet import quiet_tensorflow
+
+    quiet_tensorflow()  # before anything can import TensorFlow (see mcunas.quiet)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

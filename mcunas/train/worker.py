@@ -289,7 +289,9 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None]:
 
 def main() -> int:
     """The worker: import TensorFlow once, then train every job whose path arrives on stdin, until EOF."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from mcunas.quiet import quiet_tensorflow
+
+    quiet_tensorflow()
     between_jobs = os.dup(1)  # where output outside a job goes: the parent's start-up log
     import gc
 
