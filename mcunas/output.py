@@ -21,3 +21,13 @@ def print_figures(figures: dict, as_json: bool) -> None:
         else:
             shown = f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.1f}"
         print(f"{key:<{width}}  {shown}")
+
+
+def progress_bar(total: int, label: str, unit: str = "img"):
+    """A tqdm bar on stderr for work that takes more than a few seconds (drawn only on a terminal).
+
+    Used by every long loop (data builds, the demo set, benchmarks) so they look and behave alike.
+    """
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=f"mcunas: {label}", unit=unit, file=sys.stderr, disable=None)

@@ -38,3 +38,59 @@ def test_train_prints_no_tensorflow_noise(tmp_path, synth_data):
     assert_no_tf_noise(proc.stdout + proc.stderr)
     # mcunas's own lines are all that is left on stderr
     assert all(line.startswith("mcunas:") for line in proc.stderr.splitlines()), proc.stderr
+
+
+def test_interrupted_demo_set_leaves_nothing_and_keeps_the_earlier_set(tmp_path, monkeypatch):
+    import mcunas.data.synth as synth
+
+    out = tmp_path / "demo"
+    synth.synthesize(out, n=6, resolution=32, seed=0)
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    real, drawn = synth.draw_image, []
+
+    def ctrl_c_after_three(*a, **k):
+        if len(drawn) == 3:
+            raise KeyboardInterrupt
+        drawn.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(synth, "draw_image", ctrl_c_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        synth.synthesize(out, n=8, resolution=32, seed=1)
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before  # the whole earlier set, nothing else
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".demo.tmp")]
+    with pytest.raises(KeyboardInterrupt):
+        synth.synthesize(tmp_path / "fresh", n=8, resolution=32, seed=1)
+    assert not (tmp_path / "fresh").exists()
+
+
+def _one_class_folder(tmp_path, synth_data):
+    """An MLPerf-style folder with person/ images and an empty non_person/ (what Ctrl-C used to leave)."""
+    import shutil
+
+    folder = tmp_path / "half"
+    shutil.copytree(synth_data / "person", folder / "person")
+    (folder / "non_person").mkdir()
+    return folder
+
+
+@pytest.mark.parametrize("command", ["search", "train", "evaluate"])
+def test_a_set_with_an_empty_class_is_refused(tmp_path, synth_data, shared_models, command):
+    folder = _one_class_folder(tmp_path, synth_data)
+    args = {"search": ["search", "--study", "half", "--data", folder, "--results-dir", tmp_path / "r"],
+            "train": ["train", SMALL_ARCH, "--data", folder, "--out", tmp_path / "o"],
+            "evaluate": ["evaluate", shared_models / "mlperf_vww_96_int8.tflite", "--data", folder]}[command]
+    proc = run_cli(*args)
+    assert_one_line_error(proc, f"--data {folder} has 80 person image(s) and no non_person ones: both classes")
+    assert not (tmp_path / "r").exists() and not (tmp_path / "o").exists()
+
+
+def test_half_written_demo_set_from_before_is_regenerated(tmp_path, synth_data):
+    """A demo folder without about.txt (an interrupted older run) is drawn again, not trained on."""
+    from mcunas.cli.search import _demo_data
+    from mcunas.data.formats import dataset_items
+
+    folder = _one_class_folder(tmp_path, synth_data)
+    _demo_data(folder, 10, 0)
+    labels = dataset_items(folder)[1]
+    assert (labels == 1).sum() == 5 and (labels == 0).sum() == 5

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 DEFAULTS = {
@@ -212,16 +213,30 @@ def run(args) -> int:
 
 
 def _demo_data(folder: Path, n: int, seed: int) -> str:
-    """Generate (once) the small synthetic person/not-person set used without --data."""
-    from mcunas.data.synth import synthesize
+    """Generate (once) the small synthetic person/not-person set used without --data.
 
-    if not (folder / "person").is_dir():
+    The notice goes to stderr: with ``--json``, stdout holds the JSON only.
+    """
+    from mcunas.data.synth import is_synth_set, synthesize
+
+    if not is_synth_set(folder):  # absent, or half-written by a version that wrote in place
         print(f"mcunas: no --data given: generating {n} synthetic person/not-person images in {folder} "
-              "(procedural drawings, not photos; see README)", flush=True)
+              "(procedural drawings, not photos; see README)", file=sys.stderr, flush=True)
         synthesize(folder, n=n, seed=seed)
     else:
-        print(f"mcunas: no --data given: using the generated demo set in {folder}", flush=True)
+        print(f"mcunas: no --data given: using the generated demo set in {folder} ({_generated_when(folder)})",
+              file=sys.stderr, flush=True)
     return str(folder)
+
+
+def _generated_when(folder: Path) -> str:
+    """'generated 2026-11-21 18:20 UTC': when the demo set's about.txt was written."""
+    from datetime import datetime, timezone
+
+    from mcunas.data.synth import ABOUT
+
+    written = datetime.fromtimestamp((folder / ABOUT).stat().st_mtime, timezone.utc)
+    return f"generated {written:%Y-%m-%d %H:%M} UTC"
 
 
 def _check_data(c) -> dict:
