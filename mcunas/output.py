@@ -31,3 +31,8 @@ def progress_bar(total: int, label: str, unit: str = "img"):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=f"mcunas: {label}", unit=unit, file=sys.stderr, disable=None)
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 candidate``, ``2 candidates``, ``1,000 images``: a count with its noun in the right number."""
+    return f"{n:,} {word if n == 1 else many or word + 's'}"

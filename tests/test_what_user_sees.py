@@ -94,3 +94,42 @@ def test_half_written_demo_set_from_before_is_regenerated(tmp_path, synth_data):
     _demo_data(folder, 10, 0)
     labels = dataset_items(folder)[1]
     assert (labels == 1).sum() == 5 and (labels == 0).sum() == 5
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["serch"], "mcunas: error: unknown command 'serch' (did you mean 'search'?): choose one of estimate"),
+    (["data", "biuld"], "unknown command 'biuld' (did you mean 'build'?)"),
+    (["search", "--sampler", "tep"], "argument --sampler: invalid choice 'tep' (did you mean 'tpe'?)"),
+    (["estimate", "--preset", "mlperf-vw"], "unknown preset 'mlperf-vw' (did you mean 'mlperf-vww'?)"),
+    (["frontier", "--space", "mobilenetv2"], "unknown search space 'mobilenetv2' (did you mean 'mobilenet_v2'?)"),
+    (["estimate", "--preset", "mlperf-vww", "--board", "stm32f72"], "unknown board 'stm32f72' (did you mean "
+                                                                     "'stm32f723'?)"),
+    (["search", "--sram", "-5KB"], "memory budget '-5KB' is negative"),
+    (["frontier", "--space", "mobilenet_v1", "--macs", "-20M"], "MAC budget '-20M' is negative"),
+    (["search", "--sram", "250Kb"], "'250Kb' ends in a small b, which means bits: budgets are bytes, written with "
+                                    "a capital B, e.g. 250KB"),
+    (["measure", "README.md"], "README.md is not a .tflite model: not a TensorFlow Lite flatbuffer (file "
+                               "identifier 'TFL3' missing)"),
+])
+def test_errors_that_help(args, fragment):
+    proc = run_cli(*args)
+    assert_one_line_error(proc, fragment)
+    assert "mcunas: error: mcunas" not in proc.stderr and "Traceback" not in proc.stderr and "File \"" not in \
+        proc.stderr
+
+
+def test_an_unknown_class_gets_a_suggestion(tmp_path):
+    annotations = tmp_path / "a.json"
+    annotations.write_text(json.dumps({"images": [], "annotations": [], "categories": [
+        {"id": 1, "name": "person"}, {"id": 2, "name": "bicycle"}]}))
+    (tmp_path / "img").mkdir()
+    proc = run_cli("data", "build", "--images", tmp_path / "img", "--annotations", annotations,
+                   "--class", "persn", "--out", tmp_path / "out")
+    assert_one_line_error(proc, "unknown class 'persn' (did you mean 'person'?)")
+
+
+def test_plural():
+    from mcunas.output import plural
+
+    assert [plural(1, "candidate"), plural(2, "candidate"), plural(1000, "image")] == [
+        "1 candidate", "2 candidates", "1,000 images"]

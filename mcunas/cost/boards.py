@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from mcunas.errors import UserError
+from mcunas.errors import UserError, did_you_mean
 from mcunas.units import parse_bytes
 
 
@@ -107,5 +107,5 @@ def _clock_mhz(value, name: str, path) -> float:
 def get_board(name: str, path: str | Path | None = None) -> Board:
     boards = load_boards(path)
     if name not in boards:
-        raise UserError(f"unknown board '{name}': choose one of {', '.join(boards)} (see `mcunas boards`)")
+        raise UserError(f"unknown board '{name}'{did_you_mean(name, boards)}: choose one of {', '.join(boards)} (see `mcunas boards`)")
     return boards[name]
