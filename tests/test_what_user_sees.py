@@ -133,3 +133,40 @@ def test_plural():
 
     assert [plural(1, "candidate"), plural(2, "candidate"), plural(1000, "image")] == [
         "1 candidate", "2 candidates", "1,000 images"]
+
+
+def test_frontier_plot_goes_under_results_and_git_status_stays_clean(tmp_path):
+    """The default plot lands in results/frontier/, which .gitignore covers (as results/<study>/)."""
+    import shutil
+    import subprocess
+
+    from conftest import REPO
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copy(REPO / ".gitignore", repo / ".gitignore")
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    proc = run_cli("frontier", "--space", "mobilenet_v1", "--n", "50", cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    assert (repo / "results" / "frontier" / "mobilenet_v1.png").stat().st_size > 10_000
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True).stdout
+    assert status.split() == ["??", ".gitignore"], status
+    assert "plot: results/frontier/mobilenet_v1.png" in proc.stdout
+
+
+def test_committed_results_stay_tracked():
+    """.gitignore hides run folders, not the result files the README cites."""
+    import subprocess
+
+    from conftest import REPO
+
+    cited = ["results/README.md", "results/campaign_vww01_to_coco_tiny/summary.md", "results/tflite_fidelity.csv"]
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", *cited], cwd=REPO, capture_output=True, text=True).stdout
+    assert ignored == ""
+
+
+def test_durations_have_one_format():
+    from mcunas.output import format_duration
+
+    assert [format_duration(s) for s in (0, 45, 60, 65, 1200, 5400, 3605)] == [
+        "0s", "45s", "1m", "1m05s", "20m", "1h30m", "1h00m05s"]

@@ -207,9 +207,30 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
-        for key, value in figures.items():
-            print(f"{key}: {value}")
+        print("\n".join(final_lines(s["study"], figures)))
     return 0
+
+
+def final_lines(study: str, f: dict) -> list[str]:
+    """The lines a search ends with: this run's counts apart from the study's totals, the winner, the files."""
+    from mcunas.output import format_duration
+    from mcunas.search.results import STATUSES, describe_winner
+
+    run = ", ".join(f"{f.get(s, 0)} {s}" for s in STATUSES if s != "running")
+    lines = [f"this run: {run} in {format_duration(f['elapsed_s'])}"
+             + (f" ({f['candidates_per_s']:,} candidates/s)" if "candidates_per_s" in f else "")]
+    totals = f.get("study_totals", {})
+    lines.append(f"study {study}, all runs: " + ", ".join(f"{n} {s}" for s, n in totals.items()))
+    if f.get("winner_trial"):
+        lines.append(f"winner: {describe_winner(f['winner_trial'])}")
+    if f.get("winner"):
+        lines.append(f"exported to: {f['winner']}")
+    for key, label in (("summary_md", "summary"), ("trials_csv", "trials"), ("pareto_csv", "pareto")):
+        if f.get(key):
+            lines.append(f"{label}: {f[key]}")
+    if f.get("pngs"):
+        lines.append("pngs: " + ", ".join(f["pngs"]))
+    return lines
 
 
 def _demo_data(folder: Path, n: int, seed: int) -> str:
@@ -217,26 +238,16 @@ def _demo_data(folder: Path, n: int, seed: int) -> str:
 
     The notice goes to stderr: with ``--json``, stdout holds the JSON only.
     """
-    from mcunas.data.synth import is_synth_set, synthesize
+    from mcunas.data.synth import generated_at, is_synth_set, synthesize
 
     if not is_synth_set(folder):  # absent, or half-written by a version that wrote in place
         print(f"mcunas: no --data given: generating {n} synthetic person/not-person images in {folder} "
               "(procedural drawings, not photos; see README)", file=sys.stderr, flush=True)
         synthesize(folder, n=n, seed=seed)
     else:
-        print(f"mcunas: no --data given: using the generated demo set in {folder} ({_generated_when(folder)})",
+        print(f"mcunas: no --data given: using the generated demo set in {folder} (generated {generated_at(folder)})",
               file=sys.stderr, flush=True)
     return str(folder)
-
-
-def _generated_when(folder: Path) -> str:
-    """'generated 2026-11-21 18:20 UTC': when the demo set's about.txt was written."""
-    from datetime import datetime, timezone
-
-    from mcunas.data.synth import ABOUT
-
-    written = datetime.fromtimestamp((folder / ABOUT).stat().st_mtime, timezone.utc)
-    return f"generated {written:%Y-%m-%d %H:%M} UTC"
 
 
 def _check_data(c) -> dict:

@@ -62,6 +62,7 @@ def run(args) -> int:
     def on_epoch(epoch: int, accuracy: float) -> None:
         print(f"mcunas: epoch {epoch}: float val accuracy {accuracy:.3f}", file=sys.stderr, flush=True)
 
-    result = train_candidate(job, on_epoch)
+    result = train_candidate(job, on_epoch, on_stage=lambda text: print(f"mcunas: {text}", file=sys.stderr,
+                                                                        flush=True))
     print_figures({"arch": str(arch), **result}, args.json)
     return 0

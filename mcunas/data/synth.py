@@ -81,6 +81,14 @@ def is_synth_set(folder: Path) -> bool:
     return (Path(folder) / ABOUT).is_file()
 
 
+def generated_at(folder) -> str | None:
+    """``2026-11-21 18:20 UTC``, when the generated set in ``folder`` was finished; None for any other folder."""
+    about = Path(folder) / ABOUT
+    if not about.is_file():
+        return None
+    return f"{datetime.fromtimestamp(about.stat().st_mtime, timezone.utc):%Y-%m-%d %H:%M} UTC"
+
+
 def _own_layout(out: Path) -> bool:
     """Empty, or holding only what synth writes (an interrupted run before issue 18 left no about.txt)."""
     return all(p.name in ("person", "non_person", ABOUT) for p in out.iterdir())

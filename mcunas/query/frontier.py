@@ -108,7 +108,10 @@ def plot(df: pd.DataFrame, budget: Budget, space_name: str, path: Path) -> None:
                  f"({budget.describe()})", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    from mcunas.atomic import atomic_path
+
+    with atomic_path(path) as tmp:  # a reader never sees half a PNG
+        fig.savefig(tmp)
     plt.close(fig)
 
 

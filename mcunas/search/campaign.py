@@ -117,6 +117,8 @@ def open_study(c: Campaign):
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=c.study_name, storage=storage, sampler=sampler, pruner=pruner)
         _check_identity(study, identity, c)
+        print(f"mcunas: resuming study {c.study_name} ({plural(n_before, 'trial')} so far; this run adds "
+              f"{plural(c.n_trials, 'trained candidate')})", file=sys.stderr, flush=True)
         for key, value in {**identity, **c.data_figures}.items():  # a study from before these were recorded
             if key not in study.user_attrs:
                 study.set_user_attr(key, value)
@@ -319,7 +321,7 @@ class _Run:
 
         rejected = frozen.state == optuna.trial.TrialState.COMPLETE and "rejected" in frozen.user_attrs
         if self.c.needs_training and not rejected:
-            write_results(study, self.c)
+            write_results(study, self.c, self.counts)
         if self.counts["trained"] >= self.c.n_trials:
             study.stop()
 
@@ -368,7 +370,7 @@ def run_campaign(c: Campaign) -> dict:
         if isinstance(error.__context__, UserError):
             raise error.__context__ from None
         raise
-    paths = write_results(study, c)
+    paths = write_results(study, c, run.counts)
     run.check_gave_up(share)
     if c.timeout_s is not None and run.counts["trained"] < c.n_trials:
         run.progress.note(f"timeout reached after {plural(run.counts['trained'], 'trained candidate')}")
