@@ -170,3 +170,35 @@ def test_durations_have_one_format():
 
     assert [format_duration(s) for s in (0, 45, 60, 65, 1200, 5400, 3605)] == [
         "0s", "45s", "1m", "1m05s", "20m", "1h30m", "1h00m05s"]
+
+
+def test_what_optuna_dashboard_shows_of_a_rejected_trial():
+    """The README's optuna-dashboard paragraph, checked against optuna-dashboard's own serializer.
+
+    Optuna 5 stores each constraint as its own system attribute (``constraints:sram``);
+    optuna-dashboard 0.21 reads only the old list under ``constraints``, so its constraints field is
+    empty. Feasibility shows as the ``rejected`` user attribute (the reason), and a rejected trial's
+    values are the placeholder accuracy 0.0 and its SRAM.
+    """
+    serializer = pytest.importorskip("optuna_dashboard._serializer")
+    import optuna
+
+    from mcunas.budget import parse_budget
+    from mcunas.search.campaign import cost_candidate
+    from mcunas.search.objectives import objective_values
+    from mcunas.spaces import load_space
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    budget = parse_budget("20KB", None, None, None, "deployable", None)
+    trial = study.ask()
+    arch, costs, reasons = cost_candidate(trial, load_space("mobilenet_v1"), budget)
+    assert reasons  # 20 KB of SRAM: this candidate is rejected
+    study.tell(trial, objective_values(["accuracy", "sram"], costs, budget, None))
+    frozen = study.trials[0]
+    shown = serializer.serialize_frozen_trial(0, frozen, {})
+    assert shown["constraints"] == []
+    assert frozen.constraints == {"sram": costs["sram_tflm_bytes"] - 20_000}  # stored as constraints:sram
+    attrs = {a["key"]: a["value"] for a in shown["user_attrs"]}
+    assert attrs["rejected"].startswith("sram_tflm_bytes") and attrs["arch"] == arch
+    assert frozen.values == [0.0, costs["sram_tflm_bytes"]]
