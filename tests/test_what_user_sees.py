@@ -202,3 +202,48 @@ def test_what_optuna_dashboard_shows_of_a_rejected_trial():
     attrs = {a["key"]: a["value"] for a in shown["user_attrs"]}
     assert attrs["rejected"].startswith("sram_tflm_bytes") and attrs["arch"] == arch
     assert frozen.values == [0.0, costs["sram_tflm_bytes"]]
+
+
+@pytest.mark.slow
+def test_search_output_json_only_stages_summary_and_resume(tmp_path):
+    """Without --data: stdout holds JSON only; the live view says what runs; summary.md and the final lines
+    name the winner, the test size and an image's worth; a rerun says it resumes."""
+    from conftest import REPO
+
+    args = ["search", "--space", REPO / "tests/spaces/tiny.yaml", "--study", "ux", "--n-trials", "1", "--epochs", "1",
+            "--batch", "16", "--demo-images", "64", "--results-dir", tmp_path / "results"]
+    proc = run_cli(*args, "--json")
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads(proc.stdout)  # nothing but the JSON
+    assert_no_tf_noise(proc.stderr)
+    for stage in ("no --data given: generating 64 synthetic", "waiting for the training worker to start", "exporting the winner, trial",
+                  "reading the data at", "training 1 epoch on", "int8 conversion, int8 accuracy"):
+        assert stage in proc.stderr, proc.stderr
+    winner, out = figures["winner_trial"], tmp_path / "results/ux"
+    assert winner["test_images"] > 0 and winner["points_per_image"] == round(100 / winner["test_images"], 4)
+    assert figures["study_totals"]["trained"] == 1 and figures["trained"] == 1
+    summary = (out / "summary.md").read_text()
+    assert f"- winner: trial {winner['number']}: int8 test " in summary
+    assert f"/{winner['test_images']} images (one image = " in summary
+    assert "generated demo set, drawn 20" in summary and "- this run: 1 trained" in summary
+    assert "- trials in the study, all runs (" in summary
+
+    again = run_cli(*args)
+    assert again.returncode == 0, again.stderr
+    assert "mcunas: resuming study ux (" in again.stderr and "using the generated demo set" in again.stderr
+    lines = again.stdout.splitlines()
+    assert lines[0].startswith("this run: 1 trained, ") and lines[1].startswith("study ux, all runs: 2 trained, ")
+    assert any(line.startswith("winner: trial ") for line in lines)
+    pngs = next(line for line in lines if line.startswith("pngs: "))
+    assert "[" not in pngs and pngs.count(".png") == 3 and ", " in pngs
+
+
+def test_a_far_rejected_candidate_does_not_stretch_the_cost_axis():
+    from mcunas.search.results import x_view
+
+    # KB: trained 60-234, budget 250, rejected up to 4,520 (the campaign_vww01_to_coco_tiny flash plot)
+    left, right, log = x_view([60.6, 215.7, 234.0], [37.0, 85.0, 1061.0, 4520.0], 250.0)
+    assert (left, right, log) == (0.0, 250.0 * 1.15, False)
+    # MACs in millions: 0.8 .. 15 trained/rejected under a 60M budget spans decades -> log
+    left, right, log = x_view([3.8, 8.6, 14.5], [0.83, 272.0], 60.0)
+    assert log and right == 60.0 * 1.15 and left == pytest.approx(0.83 / 1.3)

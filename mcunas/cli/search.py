@@ -271,6 +271,8 @@ def _export_winner(c) -> str | None:
 
     out = c.out_dir / "winner"
     study = load_study(c.study_name, c.storage_url)
-    export_study_trial(study, pick_best(study, Budget(model=c.budget.model)), out, load_boards(),
-                       results_folder=c.out_dir)
+    best = pick_best(study, Budget(model=c.budget.model))
+    print(f"mcunas: exporting the winner, trial {best.number}, to {out} (.keras, int8 .tflite, C array, TFLM arena)",
+          file=sys.stderr, flush=True)
+    export_study_trial(study, best, out, load_boards(), results_folder=c.out_dir)
     return str(out)

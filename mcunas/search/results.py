@@ -67,6 +67,19 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
         df.to_csv(tmp, index=False)
 
 
+def x_view(kept: list[float], rejected: list[float], limit: float | None) -> tuple[float, float, bool]:
+    """``(left, right, log)`` of a cost axis: the budget and every trained or stopped candidate in view.
+
+    The axis ends 15 % past the largest of them; rejected candidates further
+    out do not stretch it (they are drawn clipped).  Log scale when what is
+    in view spans more than 30x.
+    """
+    right = max([*kept, *([limit] if limit else [])] or rejected or [1.0]) * 1.15
+    inside = [v for v in (*kept, *rejected) if 0 < v <= right] or [right / 2]
+    log = right / min(inside) > 30
+    return (min(inside) / 1.3 if log else 0.0), right, log
+
+
 def _plot(trained: pd.DataFrame, rejected: pd.DataFrame, stopped: pd.DataFrame, x: str, what: str, path: Path,
           limit: float | None, about: dict) -> None:
     """Accuracy against one cost, drawn so it can go in a paper (the VWW paper's Fig. 3 is the model).
@@ -89,19 +102,15 @@ def _plot(trained: pd.DataFrame, rejected: pd.DataFrame, stopped: pd.DataFrame, 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator
 
     scale, unit = (1e6, "M") if x == "macs" else (1000, " KB")
     xs = {name: pd.to_numeric(df[x], errors="coerce").dropna() / scale
           for name, df in (("trained", trained), ("stopped", stopped), ("rejected", rejected))}
-    anchors = [*xs["trained"], *xs["stopped"], *([limit / scale] if limit else [])] or list(xs["rejected"]) or [1.0]
-    right = max(anchors) * 1.15
-    inside = [v for v in (*xs["trained"], *xs["stopped"], *xs["rejected"]) if 0 < v <= right] or [right / 2]
-    log = right / min(inside) > 30
-    left = min(inside) / 1.3 if log else 0.0
+    left, right, log = x_view([*xs["trained"], *xs["stopped"]], list(xs["rejected"]), limit and limit / scale)
 
-    fig = plt.figure(figsize=(7.2, 5.8), dpi=120)
-    grid = fig.add_gridspec(2, 1, height_ratios=[6, 0.7], hspace=0.06, left=0.11, right=0.97, top=0.87, bottom=0.27)
+    fig = plt.figure(figsize=(7.2, 5.6), dpi=120)
+    grid = fig.add_gridspec(2, 1, height_ratios=[6, 0.7], hspace=0.06, left=0.11, right=0.97, top=0.88, bottom=0.22)
     ax = fig.add_subplot(grid[0])
     rug = fig.add_subplot(grid[1], sharex=ax)
     if limit:
@@ -134,18 +143,19 @@ def _plot(trained: pd.DataFrame, rejected: pd.DataFrame, stopped: pd.DataFrame, 
     near, far = xs["rejected"][xs["rejected"] <= right], xs["rejected"][xs["rejected"] > right]
     rug.scatter(near, np.full(len(near), 0.5), marker="|", s=120, color="0.45", alpha=0.6,
                 label=f"rejected before training ({len(rejected)}): cost only, no accuracy")
-    if len(far):
-        rug.scatter([right / (1.02 if log else 1) - (0 if log else right * 0.01)], [0.5], marker=">", s=60,
-                    color="0.3", clip_on=False)
-        rug.annotate(f"{len(far)} beyond, up to {far.max():,.0f}{unit}", (1.0, 1.0), xycoords="axes fraction",
-                     xytext=(0, 2), textcoords="offset points", ha="right", va="bottom", fontsize=7, color="0.3")
-    if log:
-        ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlim(left, right)
+    if len(far):  # clipped to the right edge: an arrow there, and how many and how far
+        rug.scatter([1.0], [0.5], marker=">", s=60, color="0.3", clip_on=False, transform=rug.transAxes, zorder=3)
+        rug.text(0.975, 0.5, f"{len(far)} beyond this axis, up to {far.max():,.0f}{unit}", transform=rug.transAxes,
+                 ha="right", va="center", fontsize=7, color="0.2",
+                 bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1})
     tick = FuncFormatter(lambda v, _: f"{v:,.0f}{unit}" if v >= 10 or v == 0 else f"{v:.2g}{unit}")
+    if log:  # labels at 1, 2, 5 x each power of ten
+        ax.set_xscale("log")
+        rug.xaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+        rug.xaxis.set_minor_formatter(tick)  # the axes share their x ticker: this labels the rug only
+    ax.set_xlim(left, right)
     rug.xaxis.set_major_formatter(tick)
-    plt.setp(ax.get_xticklabels(), visible=False)
+    ax.tick_params(axis="x", which="both", labelbottom=False)
     rug.set_yticks([])
     rug.set_ylim(0, 1)
     rug.set_ylabel("rejected", rotation=0, ha="right", va="center", fontsize=8)
