@@ -110,7 +110,7 @@ def _plot(trained: pd.DataFrame, rejected: pd.DataFrame, stopped: pd.DataFrame, 
     left, right, log = x_view([*xs["trained"], *xs["stopped"]], list(xs["rejected"]), limit and limit / scale)
 
     fig = plt.figure(figsize=(7.2, 5.6), dpi=120)
-    grid = fig.add_gridspec(2, 1, height_ratios=[6, 0.7], hspace=0.06, left=0.11, right=0.97, top=0.88, bottom=0.22)
+    grid = fig.add_gridspec(2, 1, height_ratios=[6, 0.7], hspace=0.16, left=0.11, right=0.97, top=0.88, bottom=0.22)
     ax = fig.add_subplot(grid[0])
     rug = fig.add_subplot(grid[1], sharex=ax)
     if limit:
@@ -145,9 +145,8 @@ def _plot(trained: pd.DataFrame, rejected: pd.DataFrame, stopped: pd.DataFrame, 
                 label=f"rejected before training ({len(rejected)}): cost only, no accuracy")
     if len(far):  # clipped to the right edge: an arrow there, and how many and how far
         rug.scatter([1.0], [0.5], marker=">", s=60, color="0.3", clip_on=False, transform=rug.transAxes, zorder=3)
-        rug.text(0.975, 0.5, f"{len(far)} beyond this axis, up to {far.max():,.0f}{unit}", transform=rug.transAxes,
-                 ha="right", va="center", fontsize=7, color="0.2",
-                 bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1})
+        rug.text(1.0, 1.04, f"{len(far)} beyond this axis, up to {far.max():,.0f}{unit} ▸", transform=rug.transAxes,
+                 ha="right", va="bottom", fontsize=7, color="0.2")
     tick = FuncFormatter(lambda v, _: f"{v:,.0f}{unit}" if v >= 10 or v == 0 else f"{v:.2g}{unit}")
     if log:  # labels at 1, 2, 5 x each power of ten
         ax.set_xscale("log")
@@ -168,6 +167,7 @@ def _plot(trained: pd.DataFrame, rejected: pd.DataFrame, stopped: pd.DataFrame, 
     handles = [h for a in (ax, rug) for h in a.get_legend_handles_labels()[0]]
     labels = [lb for a in (ax, rug) for lb in a.get_legend_handles_labels()[1]]
     fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=7.5, frameon=False)
+    grid.update(bottom=0.11 + 0.034 * -(-len(labels) // 2))  # room for the legend's rows under the axis label
     with atomic_path(path) as tmp:
         fig.savefig(tmp)
     plt.close(fig)
