@@ -8,6 +8,7 @@ written to a temporary name and renamed, so a reader never sees half a CSV.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,25 @@ def x_view(kept: list[float], rejected: list[float], limit: float | None) -> tup
     return (min(inside) / 1.3 if log else 0.0), right, log
 
 
+def label_cost_axis(axis, unit: str, log: bool) -> None:
+    """Ticks that carry their unit (``250 KB``, ``20M``); on a log axis also at 2 and 5 x each power of ten."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    def text(v, _=None):
+        return f"{v:,.0f}{unit}" if v >= 10 or v == 0 else f"{v:.2g}{unit}"
+
+    def minor(v, _=None):  # 2 and 5 labelled only where they fit: 2.5 inches or more per power of ten
+        low, high = axis.get_view_interval()
+        box, fig = axis.axes.get_position(), axis.axes.figure
+        inches = box.height * fig.get_figheight() if axis.axis_name == "y" else box.width * fig.get_figwidth()
+        return text(v) if low > 0 and inches / math.log10(high / low) >= 2.5 else ""
+
+    axis.set_major_formatter(FuncFormatter(text))
+    if log:
+        axis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+        axis.set_minor_formatter(FuncFormatter(minor))
+
+
 def _plot(trained: pd.DataFrame, rejected: pd.DataFrame, stopped: pd.DataFrame, x: str, what: str, path: Path,
           limit: float | None, about: dict) -> None:
     """Accuracy against one cost, drawn so it can go in a paper (the VWW paper's Fig. 3 is the model).
@@ -102,8 +122,6 @@ def _plot(trained: pd.DataFrame, rejected: pd.DataFrame, stopped: pd.DataFrame, 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, LogLocator
-
     scale, unit = (1e6, "M") if x == "macs" else (1000, " KB")
     xs = {name: pd.to_numeric(df[x], errors="coerce").dropna() / scale
           for name, df in (("trained", trained), ("stopped", stopped), ("rejected", rejected))}
@@ -147,13 +165,10 @@ def _plot(trained: pd.DataFrame, rejected: pd.DataFrame, stopped: pd.DataFrame, 
         rug.scatter([1.0], [0.5], marker=">", s=60, color="0.3", clip_on=False, transform=rug.transAxes, zorder=3)
         rug.text(1.0, 1.04, f"{len(far)} beyond this axis, up to {far.max():,.0f}{unit} ▸", transform=rug.transAxes,
                  ha="right", va="bottom", fontsize=7, color="0.2")
-    tick = FuncFormatter(lambda v, _: f"{v:,.0f}{unit}" if v >= 10 or v == 0 else f"{v:.2g}{unit}")
-    if log:  # labels at 1, 2, 5 x each power of ten
+    if log:
         ax.set_xscale("log")
-        rug.xaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
-        rug.xaxis.set_minor_formatter(tick)  # the axes share their x ticker: this labels the rug only
     ax.set_xlim(left, right)
-    rug.xaxis.set_major_formatter(tick)
+    label_cost_axis(rug.xaxis, unit, log)  # the axes share their x ticker: this labels the rug only
     ax.tick_params(axis="x", which="both", labelbottom=False)
     rug.set_yticks([])
     rug.set_ylim(0, 1)
