@@ -22,8 +22,14 @@ def assert_no_tf_noise(text: str) -> None:
 SMALL_ARCH = "in_r32_c3-cv_k3_s2_c8-ds_k3_s2_c16-gap-fc_c2"
 
 
+def _unset_tf_logging(monkeypatch):
+    """What mcunas does with no TF_CPP_MIN_LOG_LEVEL of the user's (a value set in this process would win)."""
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+
+
 @pytest.mark.slow
-def test_export_prints_no_tensorflow_noise(tmp_path):
+def test_export_prints_no_tensorflow_noise(tmp_path, monkeypatch):
+    _unset_tf_logging(monkeypatch)
     proc = run_cli("export", SMALL_ARCH, "--out", tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
     assert_no_tf_noise(proc.stdout + proc.stderr)
@@ -32,7 +38,8 @@ def test_export_prints_no_tensorflow_noise(tmp_path):
 
 
 @pytest.mark.slow
-def test_train_prints_no_tensorflow_noise(tmp_path, synth_data):
+def test_train_prints_no_tensorflow_noise(tmp_path, synth_data, monkeypatch):
+    _unset_tf_logging(monkeypatch)
     proc = run_cli("train", SMALL_ARCH, "--data", synth_data, "--out", tmp_path / "out", "--epochs", "1")
     assert proc.returncode == 0, proc.stderr
     assert_no_tf_noise(proc.stdout + proc.stderr)
@@ -205,11 +212,12 @@ def test_what_optuna_dashboard_shows_of_a_rejected_trial():
 
 
 @pytest.mark.slow
-def test_search_output_json_only_stages_summary_and_resume(tmp_path):
+def test_search_output_json_only_stages_summary_and_resume(tmp_path, monkeypatch):
     """Without --data: stdout holds JSON only; the live view says what runs; summary.md and the final lines
     name the winner, the test size and an image's worth; a rerun says it resumes."""
     from conftest import REPO
 
+    _unset_tf_logging(monkeypatch)
     args = ["search", "--space", REPO / "tests/spaces/tiny.yaml", "--study", "ux", "--n-trials", "1", "--epochs", "1",
             "--batch", "16", "--demo-images", "64", "--results-dir", tmp_path / "results"]
     proc = run_cli(*args, "--json")
