@@ -21,3 +21,32 @@ def print_figures(figures: dict, as_json: bool) -> None:
         else:
             shown = f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.1f}"
         print(f"{key:<{width}}  {shown}")
+
+
+def progress_bar(total: int, label: str, unit: str = "img"):
+    """A tqdm bar on stderr for work that takes more than a few seconds (drawn only on a terminal).
+
+    Used by every long loop (data builds, the demo set, benchmarks) so they look and behave alike.
+    """
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=f"mcunas: {label}", unit=unit, file=sys.stderr, disable=None)
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 candidate``, ``2 candidates``, ``1,000 images``: a count with its noun in the right number."""
+    return f"{n:,} {word if n == 1 else many or word + 's'}"
+
+
+def format_duration(seconds: float) -> str:
+    """``45s``, ``1m05s``, ``20m``, ``1h30m``, ``2h``: durations as ``--timeout`` reads them, zero parts left out.
+
+    The one format of the live view (elapsed, ETA), the final lines and the worker's limit messages.
+    """
+    whole = max(0, round(seconds))
+    parts = [(whole // 3600, "h"), (whole % 3600 // 60, "m"), (whole % 60, "s")]
+    while parts and parts[0][0] == 0:  # no leading zero parts ...
+        parts.pop(0)
+    while parts and parts[-1][0] == 0:  # ... nor trailing ones
+        parts.pop()
+    return "".join(f"{n}{unit}" if i == 0 else f"{n:02d}{unit}" for i, (n, unit) in enumerate(parts)) or "0s"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import cache
 
 from mcunas.arch import Arch, parse_arch
-from mcunas.errors import UserError
+from mcunas.errors import UserError, did_you_mean
 from mcunas.spaces import PAPER_RESOLUTIONS, ReferenceTrial, load_space, sample_arch
 
 MLPERF_VWW = (
@@ -47,7 +47,7 @@ def preset_arch(name: str) -> Arch:
     table = presets()
     if name not in table:
         raise UserError(
-            f"unknown preset '{name}': use mlperf-vww or FAMILY-WIDTH-RESOLUTION with FAMILY in "
+            f"unknown preset '{name}'{did_you_mean(name, table)}: use mlperf-vww or FAMILY-WIDTH-RESOLUTION with FAMILY in "
             f"{', '.join(_FAMILIES)} (e.g. mobilenet-v2-0.35-96); `mcunas presets` lists them all"
         )
     return parse_arch(table[name])

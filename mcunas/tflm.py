@@ -53,6 +53,12 @@ def measure_arena(tflite_path: str | Path, timeout_s: float = 300) -> dict:
     path = Path(tflite_path)
     if not path.is_file():
         raise UserError(f"no such model file: {path}")
+    from mcunas.cost.flatbuffer import read_tflite
+
+    try:  # in this process, so a file that is no model is one plain line, not a child's traceback
+        read_tflite(path.read_bytes())
+    except UserError as exc:
+        raise UserError(f"{path} is not a .tflite model: {exc}") from None
     lo, hi = 1, None  # smallest size that may load; smallest size known to load
     for _ in range(64):
         lines, proc = _run_child(path, lo, hi, timeout_s)
@@ -130,7 +136,9 @@ def _failure(path: Path, proc) -> str:
         why = f"TFLM crashed with {signal.Signals(-proc.returncode).name}"
     else:
         why = f"TFLM could not load the model (exit {proc.returncode})"
-    tail = " | ".join(line.strip() for line in proc.stderr.strip().splitlines()[-3:] if line.strip())
+    lines = [line.strip() for line in proc.stderr.strip().splitlines() if line.strip()]
+    # a Python traceback: its last line says what went wrong; the frames above it are for developers
+    tail = lines[-1] if any(line.startswith("Traceback") for line in lines) else " | ".join(lines[-3:])
     reason = softmax_abort_reason(path.read_bytes()) if proc.returncode < 0 else None
     return f"{why} on {path}" + (f": {reason}" if reason else f": {tail}" if tail else "")
 

@@ -2,7 +2,8 @@
 
 KB and MB are powers of 1000, as in the VWW paper; KiB and MiB are powers of
 1024.  A budget without a unit is refused: "250" could mean bytes or KB, and
-guessing wrong silently changes which models fit.
+guessing wrong silently changes which models fit; so is a small ``b``
+(``250Kb`` is kilobits, an eighth of ``250KB``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ def _parse(text: str, units: dict[str, float], what: str, example: str) -> float
     if not m:
         raise UserError(f"cannot read {what} '{text}': write a number with a unit, e.g. {example}")
     number, unit = float(m.group(1)), m.group(2).upper()
+    if units is _BYTES and m.group(2).endswith("b"):
+        raise UserError(f"{what} '{text}' ends in a small b, which means bits: budgets are bytes, written with a "
+                        f"capital B, e.g. {m.group(1)}{m.group(2)[:-1].upper()}B (1 byte = 8 bits)")
     if unit not in units:
         raise UserError(f"{what} '{text}' needs a unit, e.g. {example}")
     if number < 0:

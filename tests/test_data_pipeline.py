@@ -8,9 +8,9 @@ pytestmark = pytest.mark.slow  # imports TensorFlow
 
 @pytest.fixture(scope="module")
 def tf():
-    import os
+    from mcunas.quiet import quiet_tensorflow
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()  # as every mcunas process (this sets TF_CPP_MIN_LOG_LEVEL=3 for the CLI runs after it, too)
     import tensorflow
 
     return tensorflow

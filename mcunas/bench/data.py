@@ -64,11 +64,7 @@ def default_data() -> Path:
 
 
 def run(args) -> int:
-    import os
-
     from mcunas.bench import require_at_least_one
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # as the training worker: no C++ info/warning spam
 
     require_at_least_one(args, "--epochs", "--rounds", "--batch")
     figures = {"data": str(Path(args.data) if args.data else default_data()), "batch": args.batch}

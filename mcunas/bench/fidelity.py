@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from mcunas.output import progress_bar
+
 FIELDS = ["space", "arch", "macs", "predicted_arena_bytes", "measured_arena_bytes", "arena_error_pct",
           "predicted_tflite_bytes", "measured_tflite_bytes", "tflite_error_pct", "cost_model_ms",
           "ground_truth_ms"]
@@ -248,11 +250,13 @@ def run(args) -> int:
                     skipped[space.name] = skipped.get(space.name, 0) + 1
                     continue
                 kept.append(s)
-            for s in kept:
-                row = measure_one(space.name, s, Path(tmp))
-                writer.writerow(row)
-                fh.flush()
-                rows.append(row)
+            with progress_bar(len(kept), f"building, converting and measuring {space.name}", "arch") as bar:
+                for s in kept:
+                    row = measure_one(space.name, s, Path(tmp))
+                    writer.writerow(row)
+                    fh.flush()
+                    rows.append(row)
+                    bar.update(1)
     summary = summarise(rows)
     summary["skipped_over_max_macs"] = skipped
     _report(summary, args, f"wrote {out} ({len(rows)} architectures)")

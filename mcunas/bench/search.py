@@ -21,6 +21,8 @@ import time
 
 import numpy as np
 
+from mcunas.output import progress_bar
+
 
 def register(sub) -> None:
     p = sub.add_parser("search", help="sampler hypervolume vs random, and rejected candidates/s",
@@ -73,12 +75,14 @@ def run(args) -> int:
     budget = PAPER_BUDGET
     objectives = ["capacity", "sram"]
     quality = {}
+    bar = progress_bar(len(args.samplers.split(",")) * args.seeds * args.trials, "sampling and costing", "trial")
     for name in args.samplers.split(","):
         hvs = []
         for seed in range(args.seeds):
             study = optuna.create_study(directions=["maximize", "minimize"],
                                         sampler=make_sampler(name, seed))
             for _ in range(args.trials):
+                bar.update(1)
                 trial, _, costs, reasons = ask_and_cost(study, space, budget, objectives)
                 if not reasons:
                     study.tell(trial, objective_values(objectives, costs, budget, None))
@@ -91,6 +95,7 @@ def run(args) -> int:
     for q in quality.values():
         q["ratio_vs_random"] = round(q["hypervolume_median"] / base, 3) if base else None
         q["hypervolume_median"] = round(q["hypervolume_median"], 4)
+    bar.close()
 
     tight = parse_budget(sram="1KB", defaults=PAPER_BUDGET)  # nothing fits: every candidate is rejected
     throughput = {}

@@ -13,6 +13,7 @@ import argparse
 import errno
 import importlib
 import os
+import re
 import sys
 
 from mcunas.errors import UserError
@@ -42,10 +43,38 @@ BUDGET_HELP = (
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage mistake in one line, like every other bad input."""
+    """argparse that reports a usage mistake in one line, like every other bad input.
+
+    The line names the command only in its ``--help`` pointer (``mcunas: error:
+    mcunas: ...`` said it twice), and a misspelt subcommand gets a suggestion.
+    """
 
     def error(self, message: str):
-        self.exit(2, f"mcunas: error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+        from mcunas.errors import did_you_mean
+
+        choice = re.match(r"argument ([^:]+): invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+        if choice:
+            name, given, options = choice.group(1), choice.group(2), re.findall(r"'([^']*)'", choice.group(3))
+            what = f"argument {name}: invalid choice" if name.startswith("-") else "unknown command"
+            message = f"{what} '{given}'{did_you_mean(given, options)}: choose one of {', '.join(options)}"
+        self.exit(2, f"mcunas: error: {message} (see `{self.prog} --help`)\n")
+
+
+# Flags whose values may look like options to argparse ("-5KB"): passed on as --flag=VALUE so the
+# budget parser can say what is wrong with them instead of argparse's "expected one argument".
+VALUE_FLAGS = ("--sram", "--flash", "--macs", "--latency", "--timeout", "--candidate-timeout")
+
+
+def _attach_values(argv: list[str]) -> list[str]:
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in VALUE_FLAGS and i + 1 < len(argv) and argv[i + 1].startswith("-") and argv[i + 1] != "--":
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,8 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from mcunas.quiet import quiet_tensorflow
+
+    quiet_tensorflow()  # before anything can import TensorFlow (see mcunas.quiet)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_attach_values(sys.argv[1:] if argv is None else list(argv)))
     try:
         return int(args.handler(args) or 0)
     except UserError as exc:

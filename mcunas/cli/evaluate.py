@@ -31,9 +31,11 @@ def run(args) -> int:
     from mcunas.output import print_figures
     from mcunas.data import load_split
     from mcunas.data.evaluate import evaluate_tflite, input_shape, load_interpreter
-    from mcunas.data.formats import detect_format
+    from mcunas.data.check import check_both_classes
+    from mcunas.data.formats import dataset_items, detect_format
 
     data = Path(args.data)
+    check_both_classes("--data", data, dataset_items(data)[1])
     split = args.split or ("eval" if detect_format(data) == "built" else "all")
     height, _, channels = input_shape(load_interpreter(args.model))
     images, labels = load_split(data, split, height, channels)

@@ -24,7 +24,9 @@ def register(sub) -> None:
     add_budget_flags(p, "default: the VWW paper's 250KB SRAM, 250KB flash, 60M MACs, or the board's")
     p.add_argument("--n", type=int, default=5000, help="candidates to sample (default 5000)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    p.add_argument("--plot", help="PNG path (default results/frontier_<space>.png)")
+    p.add_argument("--plot", help="PNG path (default RESULTS_DIR/frontier/<space>.png)")
+    p.add_argument("--results-dir", default="results", help="where the default plot goes, as for `mcunas search` "
+                   "(default results; results/*/ is in .gitignore, so runs leave `git status` clean)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
     p.add_argument("--pareto-rows", type=int, default=15, help="Pareto rows in the text output (default 15; JSON has all)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -38,14 +40,14 @@ def run(args) -> int:
     from mcunas.cli.flags import budget_from_args
     from mcunas.errors import UserError
     from mcunas.query.frontier import explore
-    from mcunas.search.storage import RESULTS_DIR
     from mcunas.spaces import load_space
 
     if args.n < 1:
         raise UserError(f"--n must be at least 1, got {args.n}")
     space = load_space(args.space)
     budget = budget_from_args(args, defaults=PAPER_BUDGET)
-    plot_path = None if args.no_plot else Path(args.plot or RESULTS_DIR / f"frontier_{Path(space.name).stem}.png")
+    plot_path = None if args.no_plot else Path(
+        args.plot or Path(args.results_dir) / "frontier" / f"{Path(space.name).stem}.png")
     if plot_path is not None and plot_path.suffix.lower() != ".png":
         raise UserError(f"--plot {plot_path} must end in .png")
     result = explore(space, budget, args.n, args.seed, plot_path)

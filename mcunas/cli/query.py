@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+from mcunas.output import plural
+
 
 def register(sub) -> None:
     from mcunas.cli import BUDGET_HELP
@@ -134,14 +136,15 @@ def _print_text(result: dict, top: int) -> None:
         out.append("")
     for s in studies:
         counts = ", ".join(f"{v} {k}" for k, v in s["status_counts"].items())
-        out.append(f"study {s['study']} ({s['storage']}): {s['trials']} trials ({counts}); {s['ranked_by']}")
+        out.append(f"study {s['study']} ({s['storage']}): {plural(s['trials'], 'trial')} ({counts}); {s['ranked_by']}")
         out.append(f"  budget applied: {s['budget']['description']}")
         if s.get("majority_test_accuracy") is not None:
             out.append(f"  baseline: always answering the test set's majority class scores "
                        f"{s['majority_test_accuracy']:.4f} (val int8 = selected on; test int8 = reported only)")
         out.append(f"  {s['fitting']} of {s['candidates']} rankable trials fit"
-                   + (f"; {s['untrained_fitting']} candidates the campaign rejected would fit but were never "
-                      "trained" if s.get("untrained_fitting") else ""))
+                   + (f"; {plural(s['untrained_fitting'], 'candidate')} the campaign rejected would fit but "
+                      f"{'was' if s['untrained_fitting'] == 1 else 'were'} never trained"
+                      if s.get("untrained_fitting") else ""))
         if s["best"]:
             out.append(f"  best {len(s['best'])} (* = on the Pareto front; m = measured in TFLM, else predicted; "
                        "stock/offline: predicted arena with TFLM's planner / the offline plan):")

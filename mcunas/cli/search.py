@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 DEFAULTS = {
@@ -220,8 +221,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
-        for key, value in figures.items():
-            print(f"{key}: {value}")
+        print("\n".join(final_lines(s["study"], figures)))
     return 0
 
 
@@ -247,16 +247,42 @@ def _check_supernet_flags(s: dict, space, objectives: list[str]) -> None:
         check_supernet(s["supernet"], space, s["data"], int(s["seed"]))
 
 
-def _demo_data(folder: Path, n: int, seed: int) -> str:
-    """Generate (once) the small synthetic person/not-person set used without --data."""
-    from mcunas.data.synth import synthesize
+def final_lines(study: str, f: dict) -> list[str]:
+    """The lines a search ends with: this run's counts apart from the study's totals, the winner, the files."""
+    from mcunas.output import format_duration
+    from mcunas.search.results import STATUSES, describe_winner
 
-    if not (folder / "person").is_dir():
+    run = ", ".join(f"{f.get(s, 0)} {s}" for s in STATUSES if s != "running")
+    lines = [f"this run: {run} in {format_duration(f['elapsed_s'])}"
+             + (f" ({f['candidates_per_s']:,} candidates/s)" if "candidates_per_s" in f else "")]
+    totals = f.get("study_totals", {})
+    lines.append(f"study {study}, all runs: " + ", ".join(f"{n} {s}" for s, n in totals.items()))
+    if f.get("winner_trial"):
+        lines.append(f"winner: {describe_winner(f['winner_trial'])}")
+    if f.get("winner"):
+        lines.append(f"exported to: {f['winner']}")
+    for key, label in (("summary_md", "summary"), ("trials_csv", "trials"), ("pareto_csv", "pareto")):
+        if f.get(key):
+            lines.append(f"{label}: {f[key]}")
+    if f.get("pngs"):
+        lines.append("pngs: " + ", ".join(f["pngs"]))
+    return lines
+
+
+def _demo_data(folder: Path, n: int, seed: int) -> str:
+    """Generate (once) the small synthetic person/not-person set used without --data.
+
+    The notice goes to stderr: with ``--json``, stdout holds the JSON only.
+    """
+    from mcunas.data.synth import generated_at, is_synth_set, synthesize
+
+    if not is_synth_set(folder):  # absent, or half-written by a version that wrote in place
         print(f"mcunas: no --data given: generating {n} synthetic person/not-person images in {folder} "
-              "(procedural drawings, not photos; see README)", flush=True)
+              "(procedural drawings, not photos; see README)", file=sys.stderr, flush=True)
         synthesize(folder, n=n, seed=seed)
     else:
-        print(f"mcunas: no --data given: using the generated demo set in {folder}", flush=True)
+        print(f"mcunas: no --data given: using the generated demo set in {folder} (generated {generated_at(folder)})",
+              file=sys.stderr, flush=True)
     return str(folder)
 
 
@@ -281,6 +307,8 @@ def _export_winner(c) -> str | None:
 
     out = c.out_dir / "winner"
     study = load_study(c.study_name, c.storage_url)
-    export_study_trial(study, pick_best(study, Budget(model=c.budget.model, memory_plan=c.budget.memory_plan)), out,
-                       load_boards(), results_folder=c.out_dir, memory_plan=c.budget.memory_plan)
+    best = pick_best(study, Budget(model=c.budget.model, memory_plan=c.budget.memory_plan))
+    print(f"mcunas: exporting the winner, trial {best.number}, to {out} (.keras, int8 .tflite, C array, TFLM arena)",
+          file=sys.stderr, flush=True)
+    export_study_trial(study, best, out, load_boards(), results_folder=c.out_dir, memory_plan=c.budget.memory_plan)
     return str(out)

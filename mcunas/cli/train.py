@@ -40,7 +40,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from mcunas.arch import parse_arch
-    from mcunas.data.formats import detect_format
+    from mcunas.data.check import check_search_data
     from mcunas.errors import UserError
     from mcunas.output import print_figures
     from mcunas.presets import preset_arch
@@ -52,9 +52,7 @@ def run(args) -> int:
         raise UserError("--epochs and --batch must be at least 1")
     if args.qat_epochs < 0:
         raise UserError(f"--qat-epochs must be 0 (no quantisation-aware fine-tuning) or more, got {args.qat_epochs}")
-    for path in (args.data, args.eval_data):
-        if path:
-            detect_format(Path(path))
+    check_search_data(args.data, args.eval_data, args.seed)  # one line on a bad or one-class set, before TF
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise UserError(f"--out {args.out} is a file: give a folder for model.keras and model_int8.tflite")
     job = TrainJob(arch=str(arch), data=args.data, eval_data=args.eval_data, epochs=args.epochs,
@@ -64,6 +62,7 @@ def run(args) -> int:
     def on_epoch(epoch: int, accuracy: float) -> None:
         print(f"mcunas: epoch {epoch}: float val accuracy {accuracy:.3f}", file=sys.stderr, flush=True)
 
-    result = train_candidate(job, on_epoch)
+    result = train_candidate(job, on_epoch, on_stage=lambda text: print(f"mcunas: {text}", file=sys.stderr,
+                                                                        flush=True))
     print_figures({"arch": str(arch), **result}, args.json)
     return 0

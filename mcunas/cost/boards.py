@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from mcunas.errors import UserError
+from mcunas.errors import UserError, did_you_mean
 from mcunas.units import parse_bytes
+from mcunas.yaml_input import read_yaml
 
 
 @dataclass(frozen=True)
@@ -70,10 +69,7 @@ def load_boards(path: str | Path | None = None) -> dict[str, Board]:
     boards = dict(BOARDS)
     if path is None:
         return boards
-    try:
-        entries = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:  # UnicodeDecodeError: not UTF-8 text
-        raise UserError(f"cannot read boards file {path}: {str(exc).splitlines()[0]}") from None
+    entries = read_yaml(path, f"boards file {path}") or {}
     if not isinstance(entries, dict):
         raise UserError(f"boards file {path} must map board names to their facts")
     for name, e in entries.items():
@@ -107,5 +103,5 @@ def _clock_mhz(value, name: str, path) -> float:
 def get_board(name: str, path: str | Path | None = None) -> Board:
     boards = load_boards(path)
     if name not in boards:
-        raise UserError(f"unknown board '{name}': choose one of {', '.join(boards)} (see `mcunas boards`)")
+        raise UserError(f"unknown board '{name}'{did_you_mean(name, boards)}: choose one of {', '.join(boards)} (see `mcunas boards`)")
     return boards[name]

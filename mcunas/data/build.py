@@ -30,7 +30,7 @@ from mcunas.atomic import write_atomic
 from mcunas.data.cache import cache_name, ensure_caches, fingerprint
 from mcunas.data.coco import category_names, class_ids, label_images, load_coco
 from mcunas.data.split import hash_split, read_eval_ids
-from mcunas.errors import UserError
+from mcunas.errors import UserError, did_you_mean
 
 MANIFEST_FIELDS = ("image_id", "file_name", "split", "label", "fraction", "source")
 
@@ -124,7 +124,8 @@ def _label_rows(sources, classes, threshold, area, eval_ids):
     found = [class_ids(coco, classes) for _, _, coco in indexed]
     if not any(found):  # checked before any warning, so the error is the only line
         names = category_names(indexed[-1][2])
-        raise UserError(f"unknown class {', '.join(repr(c) for c in classes)}: no annotations file has it; "
+        hint = did_you_mean(classes[0], names) if len(classes) == 1 else ""
+        raise UserError(f"unknown class {', '.join(repr(c) for c in classes)}{hint}: no annotations file has it; "
                         f"COCO names look like {', '.join(names[:6])}, …")
     wanted = read_eval_ids(Path(eval_ids)) if eval_ids else None
     labelled = []

@@ -18,7 +18,6 @@ import errno
 import hashlib
 import json
 import os
-import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -96,7 +95,7 @@ def _decode(path: Path, resolutions: list[int], channels: int) -> list[np.ndarra
 
 def _build(folder: Path, paths: list[Path], resolutions: list[int], channels: int,
            prints: dict[int, str], label: str) -> dict[int, Cache]:
-    from tqdm import tqdm
+    from mcunas.output import progress_bar
 
     tmp = {r: Path(tempfile.mkstemp(dir=folder, prefix=f".{cache_name(r, channels)}.", suffix=".npy")[1])
            for r in resolutions}
@@ -109,7 +108,7 @@ def _build(folder: Path, paths: list[Path], resolutions: list[int], channels: in
         failed: dict[int, str] = {}
         kept = 0
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool, \
-                tqdm(total=len(paths), desc=label, unit="img", file=sys.stderr, disable=None) as bar:
+                progress_bar(len(paths), label) as bar:
             for start in range(0, len(paths), _CHUNK):
                 chunk = paths[start:start + _CHUNK]
                 for i, result in enumerate(pool.map(lambda p: _decode(p, resolutions, channels), chunk)):

@@ -24,15 +24,13 @@ the outputs (label 1 = person).
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from mcunas.data.images import fit_array
 from mcunas.errors import UserError
+from mcunas.quiet import native_output_captured
 
 CLASS_NAMES = ("non_person", "person")
 
@@ -44,7 +42,7 @@ def load_interpreter(model: bytes | str | Path):
     if not isinstance(model, (bytes, bytearray)) and not Path(model).is_file():
         raise UserError(f"model {model} does not exist")
     try:
-        with _quiet_fd2():
+        with native_output_captured(show_on_error=False):  # the reason is in the exception; LiteRT's "INFO: Created ... XNNPACK delegate" line
             if isinstance(model, (bytes, bytearray)):
                 interpreter = Interpreter(model_content=bytes(model))
             else:
@@ -54,25 +52,6 @@ def load_interpreter(model: bytes | str | Path):
         raise UserError(f"cannot load {'model bytes' if isinstance(model, bytes) else model} as TFLite: "
                         f"{str(exc).strip().splitlines()[0]}") from None
     return interpreter
-
-
-@contextlib.contextmanager
-def _quiet_fd2():
-    """Silence C-level stderr (LiteRT's "INFO: Created ... XNNPACK delegate" line) for a moment.
-
-    Python's ``redirect_stderr`` cannot see it, so file descriptor 2 itself is
-    pointed at /dev/null; a model that fails to load still raises, with the
-    reason in the exception.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def input_shape(interpreter) -> tuple[int, int, int]:

@@ -35,14 +35,13 @@ mcunas runs models in TFLM, not in either interpreter.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
+import warnings
 
 import numpy as np
 
 from mcunas.errors import UserError
 from mcunas.input_convention import preprocess
+from mcunas.quiet import native_output_captured
 
 FALLBACK_IMAGES = 32
 
@@ -122,7 +121,11 @@ def convert_int8(model, representative_images: np.ndarray | None = None) -> byte
         for image in images:
             yield [preprocess(image[None])]
 
-    with _quiet_stdout():  # the converter prints its SavedModel signature to stdout
+    # The converter prints ~15 lines (SavedModel, MLIR, "fully_quantize: ..." on C stdout) and warns that
+    # int8 input statistics were not given (they come from the representative images): kept out of sight,
+    # and shown if it fails (mcunas.quiet).
+    with native_output_captured(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
@@ -132,21 +135,6 @@ def convert_int8(model, representative_images: np.ndarray | None = None) -> byte
         data = bytes(converter.convert())
     check_tflm_loadable(data)
     return data
-
-
-@contextlib.contextmanager
-def _quiet_stdout():
-    """Send Python- and C-level stdout to /dev/null, so ``--json`` output stays parseable."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
-            os.dup2(null.fileno(), 1)
-            yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def check_tflm_loadable(data: bytes) -> None:

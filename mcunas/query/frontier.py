@@ -82,12 +82,14 @@ def plot(df: pd.DataFrame, budget: Budget, space_name: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from mcunas.search.results import label_cost_axis
+
     feasible, infeasible = df[df.fits], df[~df.fits]
     if len(infeasible) > PLOT_MAX_POINTS:
         infeasible = infeasible.sample(PLOT_MAX_POINTS, random_state=0)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), dpi=110, sharey=True)
-    panels = [("sram_bytes", budget.sram_bytes, f"peak SRAM, KB ({budget.key('sram')})"),
-              ("flash_bytes", budget.flash_bytes, f"flash, KB ({budget.key('flash')})")]
+    panels = [("sram_bytes", budget.sram_bytes, f"peak SRAM ({budget.key('sram')}; 1 KB = 1000 B)"),
+              ("flash_bytes", budget.flash_bytes, f"flash ({budget.key('flash')}; 1 KB = 1000 B)")]
     for ax, (x, limit, label) in zip(axes, panels):
         ax.scatter(infeasible[x] / 1000, infeasible["macs"] / 1e6, s=5, color="0.8", label="over budget")
         ax.scatter(feasible[x] / 1000, feasible["macs"] / 1e6, s=7, color="tab:blue", label=f"fits ({len(feasible):,})")
@@ -100,15 +102,21 @@ def plot(df: pd.DataFrame, budget: Budget, space_name: str, path: Path) -> None:
             ax.axhline(budget.macs / 1e6, color="k", ls=":", lw=0.8)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        label_cost_axis(ax.xaxis, " KB", log=True)
+        label_cost_axis(ax.yaxis, "M", log=True)
         ax.set_xlabel(label)
         ax.grid(alpha=0.3, which="both")
-    axes[0].set_ylabel("MACs per inference (millions)")
-    axes[0].legend(fontsize=8, loc="lower right")
+    axes[0].set_ylabel("MACs per inference (M = million)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)  # under the plots, off the points
     fig.suptitle(f"{space_name}: {df.fits.mean():.1%} of {len(df):,} sampled candidates fit "
                  f"({budget.describe()})", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    from mcunas.atomic import atomic_path
+
+    with atomic_path(path) as tmp:  # a reader never sees half a PNG
+        fig.savefig(tmp)
     plt.close(fig)
 
 

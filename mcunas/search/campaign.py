@@ -23,6 +23,7 @@ from pathlib import Path
 
 from mcunas.budget import Budget, cost_members, share_that_fits
 from mcunas.errors import UserError
+from mcunas.output import plural
 from mcunas.search.halving import Halving
 from mcunas.search.objectives import DIRECTIONS, objective_values
 from mcunas.search.progress import Progress
@@ -120,6 +121,8 @@ def open_study(c: Campaign):
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=c.study_name, storage=storage, sampler=sampler, pruner=pruner)
         _check_identity(study, identity, c)
+        print(f"mcunas: resuming study {c.study_name} ({plural(n_before, 'trial')} so far; this run adds "
+              f"{plural(c.n_trials, 'trained candidate')})", file=sys.stderr, flush=True)
         for key, value in {**identity, **c.data_figures}.items():  # a study from before these were recorded
             if key not in study.user_attrs:
                 study.set_user_attr(key, value)
@@ -132,7 +135,8 @@ def open_study(c: Campaign):
         seed_with_reference_networks(study, c)
     recovered = recover_dead_trials(study)
     if recovered:
-        print(f"mcunas: trials {recovered} were left RUNNING by a dead worker: failed and queued again", flush=True)
+        print(f"mcunas: trials {recovered} were left RUNNING by a dead worker: failed and queued again",
+              file=sys.stderr, flush=True)
     others = other_workers(study)
     if c.storage_url.startswith("sqlite") and others:
         print(f"mcunas: warning: {', '.join(others)} also work(s) on this SQLite study; SQLite locks under "
@@ -326,7 +330,7 @@ class _Run:
 
         rejected = frozen.state == optuna.trial.TrialState.COMPLETE and "rejected" in frozen.user_attrs
         if self.c.needs_training and not rejected:
-            write_results(study, self.c)
+            write_results(study, self.c, self.counts)
         if self.counts["trained"] >= self.c.n_trials:
             study.stop()
 
@@ -335,12 +339,12 @@ class _Run:
         c = self.c
         if self.failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:
             raise UserError(
-                f"{self.failures_in_a_row} candidates in a row failed to train, last: {self.last_failure}; "
+                f"{plural(self.failures_in_a_row, 'candidate')} in a row failed to train, last: {self.last_failure}; "
                 f"fix the cause (worker logs in {c.out_dir / 'trials'}) and rerun the same command to resume"
             )
         if self.rejections_in_a_row >= c.max_consecutive_rejections:
             raise UserError(
-                f"{self.rejections_in_a_row} candidates in a row exceed {c.budget.describe()}; only "
+                f"{plural(self.rejections_in_a_row, 'candidate')} in a row exceed {c.budget.describe()}; only "
                 f"{share:.2%} of the space fits: loosen the budget or narrow the space (results so far are in "
                 f"{c.out_dir})"
             )
@@ -375,7 +379,7 @@ def run_campaign(c: Campaign) -> dict:
         if isinstance(error.__context__, UserError):
             raise error.__context__ from None
         raise
-    paths = write_results(study, c)
+    paths = write_results(study, c, run.counts)
     run.check_gave_up(share)
     if c.supernet and c.finalists:
         from mcunas.search.supernet import train_finalists
@@ -383,7 +387,7 @@ def run_campaign(c: Campaign) -> dict:
         run.counts["finalists"] = train_finalists(c, study, share)
         paths = write_results(study, c)
     if c.timeout_s is not None and run.counts["trained"] < c.n_trials:
-        run.progress.note(f"timeout reached after {run.counts['trained']} trained candidates")
+        run.progress.note(f"timeout reached after {plural(run.counts['trained'], 'trained candidate')}")
     elapsed = time.monotonic() - start
     figures = {**run.counts, "elapsed_s": round(elapsed, 1)}
     if not c.needs_training and elapsed:  # a throughput only means something without training in between

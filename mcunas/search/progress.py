@@ -10,10 +10,7 @@ from __future__ import annotations
 import sys
 import time
 
-
-def _clock(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+from mcunas.output import format_duration
 
 
 class Progress:
@@ -34,10 +31,10 @@ class Progress:
             remaining = elapsed / self.n_trained * (self.n_trials - self.n_trained)
             if self.timeout_s is not None:
                 remaining = min(remaining, max(0.0, self.timeout_s - elapsed))
-            eta = f", ETA {_clock(remaining)}"
+            eta = f", ETA {format_duration(remaining)}"
         best = f" | best {self.best_label} {self.best[0]:.3f} (trial {self.best[1]})" if self.best else ""
         return (f"[trained {self.n_trained}/{self.n_trials}, rejected {self.n_rejected}, failed {self.n_failed}"
-                f"{best} | {_clock(elapsed)} elapsed{eta}]")
+                f"{best} | {format_duration(elapsed)} elapsed{eta}]")
 
     def note(self, text: str) -> None:
         print(f"mcunas: {text}", file=self.stream, flush=True)

@@ -84,4 +84,5 @@ def train_for_trial(c, trial, arch: str, progress: Progress) -> dict:
         if epochs_seen and c.pruner != "none" and trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {epochs_seen[-1]}")
 
-    return run_in_worker(job, on_epoch, poll, limit_s=candidate_limit_s(c, trial.user_attrs["costs"]["macs"]))
+    return run_in_worker(job, on_epoch, poll, limit_s=candidate_limit_s(c, trial.user_attrs["costs"]["macs"]),
+                         on_stage=lambda text: progress.note(f"trial {trial.number}: {text}"))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mcunas.arch import ACTIVATIONS, BLOCK_KINDS, Arch, Block, validate
-from mcunas.errors import UserError
+from mcunas.errors import UserError, did_you_mean
 from mcunas.yaml_input import read_yaml
 
 SPACES_DIR = Path(str(resources.files(__name__).joinpath("search_spaces")))
@@ -51,7 +51,7 @@ def load_space(name_or_path: str) -> Space:
         path = SPACES_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
         raise UserError(
-            f"unknown search space '{name_or_path}': choose one of {', '.join(available_spaces())} "
+            f"unknown search space '{name_or_path}'{did_you_mean(name_or_path, available_spaces())}: choose one of {', '.join(available_spaces())} "
             "or give the path to a space YAML file"
         )
     spec = read_yaml(path, f"search space {path}")

@@ -32,16 +32,16 @@ class CandidateStopped(Exception):
     """``should_stop`` said yes: the worker ends this candidate and takes the next."""
 
 
-def run_job(job, on_epoch=None, should_stop=None) -> dict:
+def run_job(job, on_epoch=None, should_stop=None, on_stage=None) -> dict:
     """What a warm worker runs: a training job, or a ``score`` job (:mod:`mcunas.supernet.score`)."""
     if job.kind == "score":
         from mcunas.supernet.score import score_candidate
 
         return score_candidate(job)
-    return train_candidate(job, on_epoch, should_stop)
+    return train_candidate(job, on_epoch, should_stop, on_stage)
 
 
-def train_candidate(job, on_epoch=None, should_stop=None) -> dict:
+def train_candidate(job, on_epoch=None, should_stop=None, on_stage=None) -> dict:
     """Train, export and evaluate one architecture (a :class:`~mcunas.train.worker.TrainJob`).
 
     Returns the figures to record.  ``on_epoch(epoch, float_val_accuracy)``
@@ -49,22 +49,33 @@ def train_candidate(job, on_epoch=None, should_stop=None) -> dict:
     sees training epochs only).  ``should_stop()`` is asked after every
     training batch and before the export; when it says yes,
     :class:`CandidateStopped` is raised (a pruned candidate ends within one
-    batch, and its worker stays warm).
+    batch, and its worker stays warm).  ``on_stage(text)`` is told what
+    starts next (reading data, training, export and measurement), so the
+    live view is never silent for a minute.
     """
     from mcunas.arch import parse_arch
+
+    say = on_stage or (lambda text: None)
 
     arch = parse_arch(job.arch)
     out_dir = Path(job.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     from mcunas.data import train_val_test
 
+    say(f"reading the data at {arch.resolution}x{arch.resolution}x{arch.in_channels} (a first use builds its "
+        "image cache)")
     sets = train_val_test(job.data, job.eval_data, arch.resolution, arch.in_channels, job.split_seed)
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = sets["train"], sets["val"], sets["test"]
+    say(f"training {job.epochs} epoch{'s' if job.epochs != 1 else ''} on {len(y_train):,} images (the first epoch "
+        "also traces the model)")
     fitted = _fit(job, arch, x_train, y_train, x_val, y_val, on_epoch, should_stop)
     if should_stop and should_stop():
         raise CandidateStopped(f"after epoch {job.epochs}")
     calibration = _calibration_images(x_train, job.seed)
+    if job.qat_epochs:
+        say(f"quantisation-aware fine-tuning, {job.qat_epochs} epoch(s)")
     qat = _fine_tune(job, arch, fitted, calibration, x_val, y_val) if job.qat_epochs else {}
+    say("int8 conversion, int8 accuracy on validation and test, TFLM arena measurement")
     exported = _export_and_measure(fitted.model, arch, calibration, (x_val, y_val), (x_test, y_test), out_dir)
     return {"float_accuracy": fitted.float_accuracy, **exported, "train_images": len(y_train),
             "train_s": round(fitted.train_s, 2), **qat}
@@ -113,7 +124,8 @@ def _fit(job, arch, x_train, y_train, x_val, y_val, on_epoch, should_stop=None) 
                 on_epoch(epoch + 1, float(logs.get("val_accuracy", 0.0)))
 
     start = time.perf_counter()
-    model.fit(train_ds, epochs=job.epochs, validation_data=eval_ds, verbose=0, callbacks=[_Report()])
+    # shuffle=False: the dataset shuffles itself (keras would ignore True, with a warning)
+    model.fit(train_ds, epochs=job.epochs, validation_data=eval_ds, verbose=0, callbacks=[_Report()], shuffle=False)
     train_s = time.perf_counter() - start
     float_accuracy = float(model.evaluate(eval_ds, verbose=0, return_dict=True)["accuracy"])
     return _Fitted(model, train_ds, eval_ds, steps_per_epoch, train_s, float_accuracy)

@@ -94,7 +94,7 @@ def qat_finetune(model, train_ds, calibration_images: np.ndarray, epochs: int, s
         QAT_LEARNING_RATE, decay_steps=steps_per_epoch, decay_rate=QAT_DECAY_PER_EPOCH, staircase=True)
     optimizer = keras.optimizers.RMSprop(schedule, rho=0.9, momentum=0.9, epsilon=RMSPROP_EPSILON)
     twin.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    twin.fit(train_ds, epochs=epochs, verbose=0, callbacks=[_Calibrate()])
+    twin.fit(train_ds, epochs=epochs, verbose=0, callbacks=[_Calibrate()], shuffle=False)  # the dataset shuffles
     return model
 
 

@@ -17,7 +17,8 @@ a killed worker leaves nothing the parent could mistake for a result:
 * the parent writes ``job.json`` (a :class:`TrainJob`) and sends its path,
   one line, to the child's stdin;
 * the child appends ``started <pid> <unix time>`` and then one ``epoch <n>
-  <val_accuracy>`` line per epoch to ``progress.txt``, sends its output to
+  <val_accuracy>`` line per epoch (and ``stage <text>`` lines saying what
+  starts next, for the live view) to ``progress.txt``, sends its output to
   the job's ``worker.log`` and finally writes ``result.json`` atomically; any
   exception becomes ``{"error": "<type>: <message>"}``;
 * the parent relays each new epoch line and calls ``poll`` every half
@@ -111,7 +112,8 @@ class TrainingWorker:
         self.jobs_done = 0
 
     def run(self, job: TrainJob, on_epoch: Callable[[int, float], None],
-            poll: Callable[[], None] = lambda: None, limit_s: float | None = None) -> dict:
+            poll: Callable[[], None] = lambda: None, limit_s: float | None = None,
+            on_stage: Callable[[str], None] = lambda text: None) -> dict:
         """Run ``job``; its result dict, or ``{"error": reason}``.  What ``on_epoch``/``poll`` raise stops it first."""
         job_dir = Path(job.out_dir)
         job_dir.mkdir(parents=True, exist_ok=True)
@@ -124,12 +126,16 @@ class TrainingWorker:
             self.proc.stdin.flush()
         except OSError:  # died before reading its first job: reported below like any death
             pass
-        watch = _JobWatch(job_dir, on_epoch)
+        if self.jobs_done == 0:
+            on_stage("waiting for the training worker to start (it imports TensorFlow once)")
+        watch = _JobWatch(job_dir, on_epoch, on_stage)
         try:
             while not watch.result_file.exists() and self._wait(POLL_S):
                 watch.relay()
                 if limit_s is not None and watch.running_for_s() > limit_s:
                     self._kill()
+                    from mcunas.output import format_duration
+
                     return {"error": f"exceeded the per-candidate limit of {format_duration(limit_s)} "
                                      f"(worker killed; see {job_dir / 'worker.log'})"}
                 poll()
@@ -205,10 +211,11 @@ class TrainingWorker:
 class _JobWatch:
     """The parent's view of one job's progress file: when the worker took it up, and the epochs not yet relayed."""
 
-    def __init__(self, job_dir: Path, on_epoch: Callable[[int, float], None]):
-        self.job_dir, self.on_epoch = job_dir, on_epoch
+    def __init__(self, job_dir: Path, on_epoch: Callable[[int, float], None],
+                 on_stage: Callable[[str], None] = lambda text: None):
+        self.job_dir, self.on_epoch, self.on_stage = job_dir, on_epoch, on_stage
         self.result_file = job_dir / "result.json"
-        self.sent_at, self.started_at, self.relayed = time.monotonic(), None, 0
+        self.sent_at, self.started_at, self.relayed, self.stages_relayed = time.monotonic(), None, 0, 0
 
     def relay(self) -> None:
         path = self.job_dir / "progress.txt"
@@ -221,6 +228,10 @@ class _JobWatch:
         for _, epoch, accuracy in epochs[self.relayed:]:
             self.relayed += 1
             self.on_epoch(int(epoch), float(accuracy))
+        stages = [ln[1:] for ln in lines if ln[:1] == ["stage"]]
+        for words in stages[self.stages_relayed:]:
+            self.stages_relayed += 1
+            self.on_stage(" ".join(words))
 
     def running_for_s(self) -> float:
         """Seconds since the worker took the job up (since it was sent, while a fresh worker still starts)."""
@@ -240,16 +251,10 @@ def shared_worker() -> TrainingWorker:
 
 
 def run_in_worker(job: TrainJob, on_epoch: Callable[[int, float], None],
-                  poll: Callable[[], None] = lambda: None, limit_s: float | None = None) -> dict:
+                  poll: Callable[[], None] = lambda: None, limit_s: float | None = None,
+                  on_stage: Callable[[str], None] = lambda text: None) -> dict:
     """Run ``job`` in this process's warm worker; its result dict, or ``{"error": reason}``."""
-    return shared_worker().run(job, on_epoch, poll, limit_s)
-
-
-def format_duration(seconds: float) -> str:
-    """``1h30m``, ``20m``, ``45s``: how ``--timeout`` and ``--candidate-timeout`` are written."""
-    whole = round(seconds)
-    parts = [(whole // 3600, "h"), (whole % 3600 // 60, "m"), (whole % 60, "s")]
-    return "".join(f"{n}{unit}" for n, unit in parts if n) or "0s"
+    return shared_worker().run(job, on_epoch, poll, limit_s, on_stage)
 
 
 def _signal_name(number: int) -> str:
@@ -291,7 +296,9 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None]:
 
 def main() -> int:
     """The worker: import TensorFlow once, then train every job whose path arrives on stdin, until EOF."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from mcunas.quiet import quiet_tensorflow
+
+    quiet_tensorflow()
     between_jobs = os.dup(1)  # where output outside a job goes: the parent's start-up log
     import gc
 
@@ -323,8 +330,8 @@ def _output_to(fd: int) -> None:
     os.close(fd)
 
 
-def _run_job(job_file: Path, train_candidate) -> None:
-    """Train one job, reporting epochs to its progress file and ending with its result file."""
+def _run_job(job_file: Path, run) -> None:
+    """Run one job (train or score), reporting epochs to its progress file and ending with its result file."""
     from mcunas.atomic import write_atomic
     from mcunas.train import CandidateStopped
 
@@ -337,8 +344,8 @@ def _run_job(job_file: Path, train_candidate) -> None:
 
     report(f"started {os.getpid()} {time.time():.3f}")
     try:
-        result = train_candidate(TrainJob.read(job_file), lambda epoch, accuracy: report(
-            f"epoch {epoch} {accuracy:.6f}"), should_stop=stop.exists)
+        result = run(TrainJob.read(job_file), lambda epoch, accuracy: report(
+            f"epoch {epoch} {accuracy:.6f}"), should_stop=stop.exists, on_stage=lambda text: report(f"stage {text}"))
     except CandidateStopped as exc:
         result = {"error": f"stopped on request ({exc})", "stopped": True}
     except Exception as exc:  # reported to the search as a failed trial, with its reason
