@@ -32,7 +32,7 @@ frozen in memory (``from_concrete_functions`` with
 ``experimental_lower_to_saved_model = False``), not written out as a
 SavedModel and read back twice as ``from_keras_model`` does in TF 2.21 with
 Keras 3.  Same ops, tensors, weights and quantisation, and the same outputs
-bit for bit (tests/test_export.py); 2-3x faster (9.9 -> 3.2 s for
+bit for bit (tests/test_export.py); 2-4x faster (9.9 -> 3.2 s for
 ``mlperf-vww`` on an idle machine), which is most of a trained candidate's
 overhead in the search.  The file differs in three ways the device never
 sees: the input tensor is named ``image`` and the output ``Identity`` (not
