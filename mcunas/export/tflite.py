@@ -32,8 +32,8 @@ frozen in memory (``from_concrete_functions`` with
 ``experimental_lower_to_saved_model = False``), not written out as a
 SavedModel and read back twice as ``from_keras_model`` does in TF 2.21 with
 Keras 3.  Same ops, tensors, weights and quantisation, and the same outputs
-bit for bit (tests/test_export.py); 2-4x faster (9.9 -> 3.2 s for
-``mlperf-vww`` on an idle machine), which is most of a trained candidate's
+bit for bit (tests/test_export.py); 2-4x faster (mlperf-vww, one process,
+load average ~8: 12.0 and 17.8 s against 3.1 and 5.4 s), which was most of a trained candidate's
 overhead in the search.  The file differs in three ways the device never
 sees: the input tensor is named ``image`` and the output ``Identity`` (not
 ``serving_default_image:0`` and ``StatefulPartitionedCall_1:0``), and there
