@@ -143,3 +143,64 @@ def test_shufflenet_export_is_costed_op_for_op(tmp_path):
     measured = result["tflm_arena_bytes"]
     assert measured <= costs["sram_tflm_bytes"] <= 1.01 * measured
     assert abs(costs["tflite_bytes"] - result["tflite_bytes"]) <= 0.01 * result["tflite_bytes"]
+
+
+def _converted_with_keras_route(model, images) -> bytes:
+    """The route convert_int8 used before (SavedModel written and read back): the reference for the test below."""
+    import tensorflow as tf
+
+    from mcunas.export.tflite import _pin_input_range
+    from mcunas.input_convention import preprocess
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([preprocess(i[None])] for i in _pin_input_range(images))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    return bytes(converter.convert())
+
+
+@pytest.mark.slow
+def test_frozen_graph_route_converts_exactly_what_from_keras_model_did():
+    """Same ops, tensors, quantisation and weights, and the same int8 outputs on fixed images, as
+    ``from_keras_model``; only the input/output names differ and the signature is gone (module doc)."""
+    from mcunas.data.evaluate import load_interpreter, quantize_input
+    from mcunas.export.tflite import convert_int8, fallback_images, prepare_untrained
+    from mcunas.keras_model import build_keras_model
+
+    model = build_keras_model(parse_arch(ARCH))
+    prepare_untrained(model, seed=3)
+    images = fallback_images((32, 32, 3), n=64, seed=1)
+    new, old = convert_int8(model, images), _converted_with_keras_route(model, images)
+    assert [o.op for o in read_tflite(new).operators] == [o.op for o in read_tflite(old).operators]
+    # two names 32 B shorter plus the signature, which mcunas.cost.tflite_size takes 104 B off for
+    assert len(old) - len(new) >= 32 + 104
+    runs = [load_interpreter(new), load_interpreter(old)]
+    io_names = {"image", "Identity", "serving_default_image:0", "StatefulPartitionedCall_1:0"}
+
+    def tensors(interpreter, data: bytes):
+        constants = {t.name for t in read_tflite(data).tensors if t.has_data}
+        found = {}
+        for d in interpreter.get_tensor_details():
+            if d["name"] in io_names:
+                continue
+            q = d["quantization_parameters"]
+            value = interpreter.get_tensor(d["index"]).tolist() if d["name"] in constants else None
+            found[d["name"]] = (d["shape"].tolist(), str(d["dtype"]), q["scales"].tolist(),
+                                q["zero_points"].tolist(), value)
+        return found
+
+    assert tensors(runs[0], new) == tensors(runs[1], old)
+    fixed = fallback_images((32, 32, 3), n=20, seed=7)
+    outputs = []
+    for interpreter in runs:
+        inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        assert inp["quantization"] == runs[1].get_input_details()[0]["quantization"]
+        rows = []
+        for image in fixed:
+            interpreter.set_tensor(inp["index"], quantize_input(image[None], inp))
+            interpreter.invoke()
+            rows.append(interpreter.get_tensor(out["index"])[0].tolist())
+        outputs.append(rows)
+    assert outputs[0] == outputs[1]
+    assert runs[0].get_signature_list() == {} and "serving_default" in runs[1].get_signature_list()

@@ -91,7 +91,7 @@ class _Layout:
         self.shapes = graph.graph["tensors"]
         self.activation = {"relu": "Relu", "relu6": "Relu6"}[arch.activation]
         self.consts: list[Tensor] = []
-        self.acts: list[Tensor] = [_activation("serving_default_image:0", (1, *self.shapes["input"]))]
+        self.acts: list[Tensor] = [_activation("image", (1, *self.shapes["input"]))]
         self.index = {"input": 0}  # graph tensor name -> position in acts
         self.ops: list[tuple[str, list, list, dict]] = []  # inputs: ("a", pos) or ("c", pos)
         self.reshape_const = None
@@ -169,7 +169,7 @@ class _Layout:
 
     def softmax(self, n: dict) -> None:
         c = self.shapes[n["output"]][2]
-        self.emit("SOFTMAX", self.inputs(n), n, "StatefulPartitionedCall_1:0", (1, c), {"beta": 1.0})
+        self.emit("SOFTMAX", self.inputs(n), n, "Identity", (1, c), {"beta": 1.0})
 
     def model(self) -> TfliteModel:
         """Laid out as the converter does: input, constants, then the other activations."""
