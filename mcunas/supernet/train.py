@@ -49,7 +49,7 @@ def train_supernet(space: Space, data: str, epochs: int, resolution: int | None,
     from mcunas.data.formats import read_dataset
     from mcunas.search.campaign import space_fingerprint
     from mcunas.supernet.net import forward, initial_weights
-    from mcunas.train.worker import format_duration
+    from mcunas.output import format_duration
 
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     shape = largest_shape(space)
