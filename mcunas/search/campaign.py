@@ -385,7 +385,7 @@ def run_campaign(c: Campaign) -> dict:
         from mcunas.search.supernet import train_finalists
 
         run.counts["finalists"] = train_finalists(c, study, share)
-        paths = write_results(study, c)
+        paths = write_results(study, c, run.counts)
     if c.timeout_s is not None and run.counts["trained"] < c.n_trials:
         run.progress.note(f"timeout reached after {plural(run.counts['trained'], 'trained candidate')}")
     elapsed = time.monotonic() - start
