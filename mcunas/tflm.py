@@ -225,12 +225,12 @@ def tflm_outputs(tflite_path: str | Path, inputs, timeout_s: float = 300):
     """
     import numpy as np
 
+    from mcunas.child import python_child
+
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "inputs.npy", Path(tmp) / "outputs.npy"
         np.save(src, np.asarray(inputs))
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]))
-        cmd = [sys.executable, "-m", "mcunas.tflm", "--outputs", str(tflite_path), str(src), str(dst)]
+        cmd, env = python_child("mcunas.tflm", "--outputs", tflite_path, src, dst)
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
         if proc.returncode:
             raise UserError(_failure(Path(tflite_path), proc))
