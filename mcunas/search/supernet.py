@@ -50,17 +50,13 @@ def check_supernet(path: str, space, data: str, seed: int) -> None:
 
 def score_for_trial(c, trial, arch: str, progress: Progress) -> dict:
     """``arch``'s supernet score for ``trial``; the worker's result dict, or ``{"error": reason}``."""
-    from mcunas.search.recovery import renew_lease
+    from mcunas.search.training import keep_lease
 
     job = TrainJob(arch=arch, data=c.data, eval_data=c.eval_data, epochs=0, batch=c.batch, recipe=c.recipe,
                    seed=c.seed, out_dir=str(c.out_dir / "trials" / f"{trial.number:05d}"), split_seed=c.seed,
                    kind="score", supernet=str(Path(c.supernet).resolve()))
 
-    def poll() -> None:
-        for number in renew_lease(trial):
-            progress.note(f"trial {number} was left RUNNING by a dead worker: failed and queued again")
-
-    return run_in_worker(job, lambda epoch, accuracy: None, poll, limit_s=c.candidate_timeout_s or SCORE_LIMIT_S)
+    return run_in_worker(job, lambda epoch, accuracy: None, lambda: keep_lease(trial, progress), limit_s=c.candidate_timeout_s or SCORE_LIMIT_S)
 
 
 def choose_finalists(study, objectives: list[str], k: int) -> list:

@@ -60,7 +60,6 @@ def train_for_trial(c, trial, arch: str, progress: Progress) -> dict:
     import optuna
 
     from mcunas.search.halving import stop_at_rung
-    from mcunas.search.recovery import renew_lease
 
     job = TrainJob(arch=arch, data=c.data, eval_data=c.eval_data, epochs=c.epochs, batch=c.batch,
                    recipe=c.recipe, seed=c.seed + trial.number,
@@ -79,10 +78,17 @@ def train_for_trial(c, trial, arch: str, progress: Progress) -> dict:
             raise optuna.TrialPruned(f"stopped at rung {epoch} (validation accuracy {accuracy:.3f}) by --halving")
 
     def poll() -> None:
-        for number in renew_lease(trial):  # keeps this trial's lease; fails dead workers' trials
-            progress.note(f"trial {number} was left RUNNING by a dead worker: failed and queued again")
+        keep_lease(trial, progress)
         if epochs_seen and c.pruner != "none" and trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {epochs_seen[-1]}")
 
     return run_in_worker(job, on_epoch, poll, limit_s=candidate_limit_s(c, trial.user_attrs["costs"]["macs"]),
                          on_stage=lambda text: progress.note(f"trial {trial.number}: {text}"))
+
+
+def keep_lease(trial, progress) -> None:
+    """Renew this trial's lease while its worker runs, and say which dead workers' trials were failed."""
+    from mcunas.search.recovery import renew_lease
+
+    for number in renew_lease(trial):
+        progress.note(f"trial {number} was left RUNNING by a dead worker: failed and queued again")
