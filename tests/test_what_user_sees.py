@@ -115,6 +115,10 @@ def test_half_written_demo_set_from_before_is_regenerated(tmp_path, synth_data):
     (["frontier", "--space", "mobilenet_v1", "--macs", "-20M"], "MAC budget '-20M' is negative"),
     (["search", "--sram", "250Kb"], "'250Kb' ends in a small b, which means bits: budgets are bytes, written with "
                                     "a capital B, e.g. 250KB"),
+    (["estimate", "--preset", "mlperf-vww", "--sram", "250KB"], "`mcunas estimate` has no option --sram; it is an "
+                                                              "option of `mcunas export`, `mcunas frontier`, "
+                                                              "`mcunas query`, `mcunas search`"),
+    (["search", "--epochz", "3"], "`mcunas search` has no option --epochz (did you mean '--epochs'?)"),
     (["measure", "README.md"], "README.md is not a .tflite model: not a TensorFlow Lite flatbuffer (file "
                                "identifier 'TFL3' missing)"),
 ])
@@ -123,6 +127,13 @@ def test_errors_that_help(args, fragment):
     assert_one_line_error(proc, fragment)
     assert "mcunas: error: mcunas" not in proc.stderr and "Traceback" not in proc.stderr and "File \"" not in \
         proc.stderr
+
+
+def test_unambiguous_option_prefixes_stay_accepted():
+    """argparse accepts ``--pres`` for ``--preset``; the unknown-option check must not refuse it."""
+    proc = run_cli("estimate", "--pres", "mlperf-vww", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["sram_tflm_bytes"] == 103_576
 
 
 def test_an_unknown_class_gets_a_suggestion(tmp_path):

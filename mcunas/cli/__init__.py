@@ -16,7 +16,7 @@ import os
 import re
 import sys
 
-from mcunas.errors import UserError
+from mcunas.errors import UserError, did_you_mean
 
 # Subcommand modules, in the order `mcunas --help` lists them.
 COMMANDS = [
@@ -50,8 +50,6 @@ class _Parser(argparse.ArgumentParser):
     """
 
     def error(self, message: str):
-        from mcunas.errors import did_you_mean
-
         choice = re.match(r"argument ([^:]+): invalid choice: '([^']*)' \(choose from (.*)\)$", message)
         if choice:
             name, given, options = choice.group(1), choice.group(2), re.findall(r"'([^']*)'", choice.group(3))
@@ -77,6 +75,36 @@ def _attach_values(argv: list[str]) -> list[str]:
     return out
 
 
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    return next((a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)), {})
+
+
+def _check_options(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """Refuse an option the chosen (sub)command does not have, before argparse parses.
+
+    argparse reports unknown options last, so ``estimate --preset X --sram 250KB``
+    first failed on "argument arch: not allowed with argument --preset" (the
+    stray value filled ``arch``).  This names the option itself, the close
+    spelling if there is one, and which commands do take it.
+    """
+    command = parser
+    for token in argv:
+        if token == "--":
+            return
+        if not token.startswith("-") and token in _subparsers(command):
+            command = _subparsers(command)[token]
+            continue
+        if not token.startswith("--"):
+            continue
+        name = token.split("=", 1)[0]
+        known = [o for o in command._option_string_actions if o.startswith("--")]
+        if any(o.startswith(name) for o in known):  # argparse accepts unambiguous prefixes
+            continue
+        takers = sorted(n for n, p in _subparsers(parser).items() if name in p._option_string_actions)
+        where = f"; it is an option of {', '.join(f'`mcunas {t}`' for t in takers)}" if takers else ""
+        command.error(f"`{command.prog}` has no option {name}{did_you_mean(name, known)}{where}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="mcunas",
@@ -95,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet_tensorflow()  # before anything can import TensorFlow (see mcunas.quiet)
     parser = build_parser()
-    args = parser.parse_args(_attach_values(sys.argv[1:] if argv is None else list(argv)))
+    argv = _attach_values(sys.argv[1:] if argv is None else list(argv))
+    _check_options(parser, argv)
+    args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
     except UserError as exc:
