@@ -23,6 +23,16 @@ def print_figures(figures: dict, as_json: bool) -> None:
         print(f"{key:<{width}}  {shown}")
 
 
+def stage(text: str) -> None:
+    """One ``mcunas: ...`` line on stderr saying which step of a command is running.
+
+    For steps that take seconds with nothing else to show (importing TensorFlow, the int8
+    conversion, a TFLM measurement): the user sees the command is alive and where the time goes,
+    and stdout keeps only the figures (``--json`` stays parseable).
+    """
+    print(f"mcunas: {text}", file=sys.stderr, flush=True)
+
+
 def progress_bar(total: int, label: str, unit: str = "img"):
     """A tqdm bar on stderr for work that takes more than a few seconds (drawn only on a terminal).
 

@@ -23,6 +23,10 @@ def exported(tmp_path_factory):
     out = tmp_path_factory.mktemp("export")
     proc = run_cli("export", ARCH, "--out", out, "--json")
     assert proc.returncode == 0, proc.stderr
+    # Each slow step is named on stderr as it starts; stdout stays pure JSON (parsed below).
+    assert [line.split(",")[0] for line in proc.stderr.splitlines() if line.startswith("mcunas: ")] == [
+        "mcunas: building the Keras model (TensorFlow loads first", "mcunas: converting to int8",
+        "mcunas: measuring the tensor arena of model_int8.tflite in TFLM"]
     return out, json.loads(proc.stdout)
 
 

@@ -191,6 +191,7 @@ def test_export_best_runs_in_tflm_with_its_arena_constant(trained_study, tmp_pat
     assert proc.returncode == 0, proc.stderr
     fig = json.loads(proc.stdout)
     best = ranked(trials, model)[0]
+    assert f"mcunas: copying trial {best.number}'s model files" in proc.stderr.splitlines()
     assert fig["trial"] == best.number and fig["int8_accuracy"] == best.user_attrs["int8_accuracy"]
     for name in ("model.keras", "model_int8.tflite", "model_data.h", "model_data.cc", "arch.txt", "report.md"):
         assert (out / name).is_file(), name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mcunas.output import print_figures
+from mcunas.output import print_figures, stage
 
 
 def register(sub) -> None:
@@ -64,7 +64,7 @@ def run(args) -> int:
     else:
         arch = parse_arch(args.arch)
     result = export_arch(arch, args.out, weights=args.weights, data=args.data, target=args.target,
-                         memory_plan=args.memory_plan or "stock")
+                         memory_plan=args.memory_plan or "stock", say=stage)
     result["files"] = ", ".join(result["files"])
     print_figures(result, args.json)
     return 0
@@ -88,7 +88,7 @@ def _export_study_trial(args) -> int:
     budget = budget_from_args(args)
     row = pick_trial(study, args.trial) if args.trial is not None else pick_best(study, budget)
     figures = export_study_trial(study, row, args.out, boards, board, data=args.data, target=args.target,
-                                 memory_plan=plan)
+                                 memory_plan=plan, say=stage)
     flat = {k: v for k, v in figures.items() if k not in ("predicted", "boards", "files", "ops")}
     flat["ops"] = ", ".join(figures["ops"])
     flat.update({f"predicted_{k}": v for k, v in figures["predicted"].items()})
@@ -113,7 +113,8 @@ def study_memory_plan(study, flag: str | None) -> str:
 
 
 def export_study_trial(study, row, out_dir, boards: dict, board=None, data: str | None = None,
-                       target: str = "x86_64", results_folder=None, memory_plan: str = "stock") -> dict:
+                       target: str = "x86_64", results_folder=None, memory_plan: str = "stock",
+                       say=lambda text: None) -> dict:
     """Export one picked trial of a loaded study (its own files, found where the study lives).
 
     ``results_folder``: the campaign's own results folder, when the caller knows it.
@@ -123,4 +124,4 @@ def export_study_trial(study, row, out_dir, boards: dict, board=None, data: str 
 
     keras_src, tflite_src = model_files(study, row, results_folder)
     return export_trial(row, keras_src, tflite_src, out_dir, boards, board, data=data, study_name=study.name,
-                        target=target, memory_plan=memory_plan)
+                        target=target, memory_plan=memory_plan, say=say)

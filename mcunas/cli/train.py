@@ -36,13 +36,12 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import sys
     from pathlib import Path
 
     from mcunas.arch import parse_arch
     from mcunas.data.check import check_search_data
     from mcunas.errors import UserError
-    from mcunas.output import print_figures
+    from mcunas.output import print_figures, stage
     from mcunas.presets import preset_arch
     from mcunas.train import train_candidate
     from mcunas.train.worker import TrainJob
@@ -60,9 +59,8 @@ def run(args) -> int:
                    qat_epochs=args.qat_epochs, split_seed=args.seed)
 
     def on_epoch(epoch: int, accuracy: float) -> None:
-        print(f"mcunas: epoch {epoch}: float val accuracy {accuracy:.3f}", file=sys.stderr, flush=True)
+        stage(f"epoch {epoch}: float val accuracy {accuracy:.3f}")
 
-    result = train_candidate(job, on_epoch, on_stage=lambda text: print(f"mcunas: {text}", file=sys.stderr,
-                                                                        flush=True))
+    result = train_candidate(job, on_epoch, on_stage=stage)
     print_figures({"arch": str(arch), **result}, args.json)
     return 0

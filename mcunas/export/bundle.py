@@ -9,6 +9,7 @@ sibling and swap it into place (:func:`export_folder`).  Untrained architectures
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -89,36 +90,39 @@ def export_folder(out_dir: str | Path):
 
 
 def export_arch(arch: Arch, out_dir: str | Path, weights: str | Path | None = None,
-                data: str | Path | None = None, target: str = "x86_64", memory_plan: str = "stock") -> dict:
+                data: str | Path | None = None, target: str = "x86_64", memory_plan: str = "stock",
+                say: Callable[[str], None] = lambda text: None) -> dict:
     """Write model.keras, model_int8.tflite, model_data.h/.cc and arch.txt into ``out_dir`` (replaced whole).
 
     ``memory_plan="offline"`` embeds an offline memory plan in the ``.tflite``
     (:mod:`mcunas.export.memory_plan`); the figures then give the arena with and without it.
+    ``say(text)`` is told each step as it starts (``mcunas export`` prints them).
     """
     with export_folder(out_dir) as tmp:
-        figures = write_arch_files(arch, tmp, weights, data, target, memory_plan)
+        figures = write_arch_files(arch, tmp, weights, data, target, memory_plan, say)
     return {**figures, "out": str(out_dir)}
 
 
 def write_arch_files(arch: Arch, out: Path, weights: str | Path | None = None,
-                     data: str | Path | None = None, target: str = "x86_64", memory_plan: str = "stock") -> dict:
+                     data: str | Path | None = None, target: str = "x86_64", memory_plan: str = "stock",
+                     say: Callable[[str], None] = lambda text: None) -> dict:
     """Write the export files of ``arch`` into the existing folder ``out``; returns the figures."""
     from mcunas.export.c_array import write_c_array
-    from mcunas.export.memory_plan import embed_in_file, plan_note
+    from mcunas.export.memory_plan import plan_note
     from mcunas.export.tflite import convert_int8
-    from mcunas.tflm import measure_arena
 
+    say(f"building the Keras model{' with the weights of ' + str(weights) if weights else ''} "
+        "(TensorFlow loads first, a few seconds)")
     model = build_model(arch, weights)
     images = calibration_images(data, arch) if data is not None else None
     model.save(out / "model.keras")
+    say(f"converting to int8, calibrated on {len(images)} images from {data}" if images is not None
+        else "converting to int8, calibrated on seeded noise images (give --data to calibrate on real ones)")
     tflite = convert_int8(model, images)
     tflite_path = out / "model_int8.tflite"
     tflite_path.write_bytes(tflite)
-    measured = measure_arena(tflite_path)
-    plan_figures = {}
-    if memory_plan == "offline":
-        measured, plan_figures = embed_in_file(tflite_path, measured)
-        tflite = tflite_path.read_bytes()
+    measured, plan_figures = measure_with_plan(tflite_path, memory_plan, say)
+    tflite = tflite_path.read_bytes()  # with the offline plan, the file that now holds it
     (out / "arch.txt").write_text(f"{arch}\n")
     state = "trained weights from " + str(weights) if weights else "untrained (random weights)"
     note = "\n" + plan_note(measured, plan_figures) if plan_figures else ""
@@ -135,3 +139,19 @@ def write_arch_files(arch: Arch, out: Path, weights: str | Path | None = None,
         **plan_figures,
         "files": sorted(p.name for p in out.iterdir()),
     }
+
+
+def measure_with_plan(tflite_path: Path, memory_plan: str, say: Callable[[str], None]) -> tuple[dict, dict]:
+    """The file's TFLM arena (child process), and with ``offline`` the plan embedded and measured again.
+
+    Returns ``(measured, plan_figures)``; both export routes (an ARCH, a study's trial) end with this.
+    """
+    from mcunas.export.memory_plan import embed_in_file
+    from mcunas.tflm import measure_arena
+
+    say(f"measuring the tensor arena of {tflite_path.name} in TFLM")
+    measured = measure_arena(tflite_path)
+    if memory_plan != "offline":
+        return measured, {}
+    say("embedding the offline memory plan and measuring the arena again")
+    return embed_in_file(tflite_path, measured)

@@ -18,6 +18,7 @@ business; this module only writes the folder.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -28,7 +29,8 @@ from mcunas.input_convention import DEVICE_INPUT
 
 def export_trial(row: pd.Series, keras_src: Path | None, tflite_src: Path | None, out_dir: str | Path,
                  boards: dict, board=None, data: str | None = None, study_name: str = "",
-                 target: str = "x86_64", memory_plan: str = "stock") -> dict:
+                 target: str = "x86_64", memory_plan: str = "stock",
+                 say: Callable[[str], None] = lambda text: None) -> dict:
     """Write the deployment folder of trial ``row`` from its model files; returns its figures.
 
     ``memory_plan="offline"`` embeds the offline memory plan in the trial's own int8 file (the
@@ -36,25 +38,26 @@ def export_trial(row: pd.Series, keras_src: Path | None, tflite_src: Path | None
 
     The folder is built beside ``out_dir`` and swapped in whole
     (:func:`mcunas.export.bundle.export_folder`): its ``.tflite``, C array and
-    ``kTensorArenaSize`` always come from one trial.
+    ``kTensorArenaSize`` always come from one trial.  ``say(text)`` is told each step as it starts.
     """
     from mcunas.export.bundle import export_folder
 
     with export_folder(out_dir) as tmp:
         figures = _write_trial_files(row, keras_src, tflite_src, tmp, boards, board, data, study_name, target,
-                                     memory_plan)
+                                     memory_plan, say)
     return {**figures, "out": str(out_dir)}
 
 
 def _write_trial_files(row: pd.Series, keras_src: Path | None, tflite_src: Path | None, out: Path,
                        boards: dict, board, data: str | None, study_name: str, target: str,
-                       memory_plan: str) -> dict:
+                       memory_plan: str, say: Callable[[str], None]) -> dict:
     """The files of :func:`export_trial`, written into the existing (temporary) folder ``out``."""
+    from mcunas.export.bundle import measure_with_plan
     from mcunas.export.c_array import write_c_array
-    from mcunas.export.memory_plan import embed_in_file, plan_note
-    from mcunas.tflm import measure_arena
+    from mcunas.export.memory_plan import plan_note
 
     if tflite_src is not None:
+        say(f"copying trial {row.number}'s model files")
         if keras_src is not None:
             shutil.copyfile(keras_src, out / "model.keras")
         shutil.copyfile(tflite_src, out / "model_int8.tflite")
@@ -63,13 +66,10 @@ def _write_trial_files(row: pd.Series, keras_src: Path | None, tflite_src: Path 
         from mcunas.arch import parse_arch
         from mcunas.export.bundle import write_arch_files
 
-        write_arch_files(parse_arch(row.arch), out, weights=keras_src, data=data, target=target)
+        write_arch_files(parse_arch(row.arch), out, weights=keras_src, data=data, target=target, say=say)
         origin = (f"re-converted from {keras_src} ({'calibrated on ' + data if data else 'noise calibration'}): "
                   "the trial's own .tflite is gone, so its recorded int8 accuracy was measured on another file")
-    measured = measure_arena(out / "model_int8.tflite")
-    plan_figures = {}
-    if memory_plan == "offline":
-        measured, plan_figures = embed_in_file(out / "model_int8.tflite", measured)
+    measured, plan_figures = measure_with_plan(out / "model_int8.tflite", memory_plan, say)
     tflite = (out / "model_int8.tflite").read_bytes()
     (out / "arch.txt").write_text(f"{row.arch}\n")
     note = "\n" + plan_note(measured, plan_figures) if plan_figures else ""
