@@ -98,14 +98,19 @@ def test_dead_workers_trials_are_failed_and_retried_once_live_ones_kept(tmp_path
         "no owner": _hold_without_owner_since(study, minutes=5),
     }
     exhausted = _hold(study, {**me, "pid": _dead_pid()}, retry=MAX_RETRY)
+    held_at = time.monotonic()  # before the live trials start: their age is at most the time since then
     live = {
         "this process": _hold(study, me),
         "other machine, fresh lease": _hold(study, {**me, "host": "other-machine"}),
         "no owner yet": _hold(study),
     }
-    held_at = time.monotonic()
+    ownerless = live["no owner yet"]
     proc = _search(tmp_path, storage, 8)
     assert proc.returncode == 0, proc.stderr
+    from mcunas.search.recovery import LEASE_S
+
+    if time.monotonic() - held_at > LEASE_S:  # a loaded machine: the ownerless trial may have come of age
+        live.pop("no owner yet")
     # no deprecation or experimental warnings, no Optuna log lines: only mcunas's own lines
     assert all(line.startswith("mcunas: ") for line in proc.stderr.splitlines()), proc.stderr
     assert "Warning" not in proc.stderr and "deprecated" not in proc.stderr.lower()
@@ -133,15 +138,13 @@ def test_dead_workers_trials_are_failed_and_retried_once_live_ones_kept(tmp_path
 
     # a second look (another worker starting) finds nothing more to do: every retry happened once.  Only the
     # live trial that never got an owner may go now, once it is LEASE_S old (a busy machine gets there).
-    from mcunas.search.recovery import LEASE_S
-
     again = _search(tmp_path, storage, 1)
     assert again.returncode == 0, again.stderr
     lines = [ln for ln in (again.stdout + again.stderr).splitlines() if "dead worker" in ln]
     if lines:
         assert time.monotonic() - held_at > LEASE_S, lines
         numbers = {int(n) for ln in lines for n in re.findall(r"\d+", ln.split("dead worker")[0])}
-        assert numbers == {live["no owner yet"]}, lines
+        assert numbers == {ownerless}, lines
 
 
 def test_renew_lease_renews_and_recovers_while_training(tmp_path, monkeypatch):
