@@ -171,6 +171,7 @@ OPDATA = {
 }
 INT16_LUT_BYTES = 513 * 2  # softmax int16: exp and 1/(1+x) lookup tables
 IF_UNTRACED_TAIL_BYTES = 16
+LSTM_INPUTS = 24  # UnidirectionalSequenceLstmPrepare checks the count
 LSTM_CELL_STATE_INPUT = 19  # kLstmCellStateTensor (lstm_shared.h)
 
 
@@ -218,6 +219,10 @@ def kernel_cost(sg: Subgraph, op: Operator, target: Target) -> KernelCost:
         # LstmTensors reads the 24 inputs (those present, in order) and the output as temporaries
         # (the default above); Prepare then requests four gate buffers of batch x state cells in
         # the cell state's type (float32, or int16 for int8 models): the cell state's own size.
+        if len(op.inputs) != LSTM_INPUTS or op.inputs[LSTM_CELL_STATE_INPUT] < 0:
+            raise UserError(f"UNIDIRECTIONAL_SEQUENCE_LSTM has {len(op.inputs)} inputs and TFLM's kernel "
+                            f"takes {LSTM_INPUTS} with a cell state at input {LSTM_CELL_STATE_INPUT}: "
+                            "TFLM refuses to load this model")
         cost.scratch_bytes += [sg.tensors[op.inputs[LSTM_CELL_STATE_INPUT]].nbytes] * 4
     elif name == "IF":
         # 16 B more in the pip package's tail per IF, not itemised by print_allocations and not

@@ -1,6 +1,6 @@
-"""Build the small float models of tests/data/tflite that check the arena model's control flow,
-resource variables and BATCH_MATMUL (TensorFlow converter, no training: the arena does not depend
-on weight values).
+"""Build the small models of tests/data/tflite that check the arena model's control flow,
+resource variables, BATCH_MATMUL, LSTM and float reduce rules (TensorFlow converter, no training:
+the arena does not depend on weight values).
 
 Run from the repository root; writes into tests/data/tflite by default::
 
@@ -11,7 +11,10 @@ Run from the repository root; writes into tests/data/tflite by default::
   the pattern of microWakeWord's streaming models;
 * ``batch_matmul_float.tflite``: BATCH_MATMUL of two activations (TFLM keeps a transposed copy
   of the right-hand operand in the tail);
-* ``if_float.tflite``: ``tf.cond`` -> IF with two branch subgraphs (planned inside the IF's scope).
+* ``if_float.tflite``: ``tf.cond`` -> IF with two branch subgraphs (planned inside the IF's scope);
+* ``lstm_float.tflite`` and ``lstm_int8.tflite``: a tf_keras LSTM of 16 cells over 8 steps of 5
+  features, then FC: one fused UNIDIRECTIONAL_SEQUENCE_LSTM (float32; int8 with int16 cell state);
+* ``sum_float.tflite``: a float32 SUM over the last axis (two scratch requests, not int8's three).
 """
 
 from __future__ import annotations
@@ -59,8 +62,34 @@ def if_branches(tf):
     return tf.lite.TFLiteConverter.from_concrete_functions([cond.get_concrete_function()])
 
 
+def lstm(tf, int8=False):
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(0)
+    inp = tf_keras.Input((8, 5), batch_size=1)
+    model = tf_keras.Model(inp, tf_keras.layers.Dense(3)(tf_keras.layers.LSTM(16)(inp)))
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if int8:
+        rng = np.random.default_rng(0)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([rng.uniform(-1, 1, (1, 8, 5)).astype("float32")]
+                                                    for _ in range(8))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = converter.inference_output_type = tf.int8
+    return converter
+
+
+def reduce_sum(tf):
+    @tf.function(input_signature=[tf.TensorSpec((1, 8, 8, 6), tf.float32)])
+    def total(x):
+        return tf.reduce_sum(x, axis=[3])
+
+    return tf.lite.TFLiteConverter.from_concrete_functions([total.get_concrete_function()], total)
+
+
 BUILDERS = {"resource_variable_float": resource_variable, "batch_matmul_float": batch_matmul,
-            "if_float": if_branches}
+            "if_float": if_branches, "lstm_float": lstm, "lstm_int8": lambda tf: lstm(tf, int8=True),
+            "sum_float": reduce_sum}
 
 
 def main(argv=None) -> int:
@@ -68,10 +97,13 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="tests/data/tflite")
+    ap.add_argument("--only", action="append", help="model name(s) to build (default: all)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name, build in BUILDERS.items():
+        if args.only and name not in args.only:
+            continue
         data = build(tf).convert()
         (out / f"{name}.tflite").write_bytes(data)
         print(f"{name}.tflite {len(data)} B")
