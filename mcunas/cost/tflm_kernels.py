@@ -241,12 +241,12 @@ def kernel_cost(sg: Subgraph, op: Operator, target: Target) -> KernelCost:
 
 
 def _reduce_scratch(sg: Subgraph, op: Operator) -> list[int]:
-    """Scratch buffers of MEAN / SUM / REDUCE_MAX in the pip TFLM, read off its planned head on
-    one-op float32, int8 and int16 models (the ``replica_op_{mean,sum,reduce_max}_*`` rows of
-    results/tflite_fidelity.csv, all exact; the stored reduce_common.cc sources request none of
-    the two small ones and no float scratch, which the pip build does not match): every reduce requests
-    an int per input dimension and one per reduced axis; int8 and int16 MEAN and SUM also an
-    int32 sum per output element (float32 sums into the output itself)."""
+    """Scratch buffers of MEAN / SUM / REDUCE_MAX as the pip TFLM plans them, read off its planned
+    head on one-op float32, int8 and int16 models (the ``replica_op_{mean,sum,reduce_max}_*`` rows
+    of results/tflite_fidelity.csv, all exact): every reduce requests an int per input dimension
+    and one per reduced axis; int8 and int16 MEAN and SUM also an int32 sum per output element
+    (float32 sums into the output itself).  The reduce_common.cc sources found online request
+    fewer; the pip build's heads decide."""
     source, axes, out = sg.tensors[op.inputs[0]], sg.tensors[op.inputs[1]], sg.tensors[op.outputs[0]]
     sums = op.op != "REDUCE_MAX" and source.dtype in ("int8", "int16")
     return [4 * max(1, prod(out.shape))] * sums + [4 * max(1, prod(axes.shape)), 4 * len(source.shape)]
