@@ -62,6 +62,10 @@ MEASURED_ARENA_BYTES = {
     "op_mean_int8.tflite": 1_376,  # MEAN's three scratch buffers in the plan
     "op_softmax_int16.tflite": 3_136,  # int16 SOFTMAX: two 1,026 B lookup tables in the tail
     "sine_mlp_float_io.tflite": 2_416,  # float I/O: QUANTIZE / DEQUANTIZE around an int8 MLP
+    "sum_float.tflite": 2_672,  # float32 SUM: two scratch requests (int8's third, the int32 sums, is absent)
+    "lstm_float.tflite": 3_616,  # UNIDIRECTIONAL_SEQUENCE_LSTM: 688 B OpData, four 64 B float gate buffers
+    "lstm_int8.tflite": 3_992,  # the same LSTM in int8 (int16 cell state): four 32 B gate buffers
+    "lstm_16x8.tflite": 3_992,  # the same LSTM with int16 activations (MLIR quantizer route)
 }
 
 
@@ -70,6 +74,50 @@ def test_prediction_is_never_below_the_measured_arena(name):
     measured = MEASURED_ARENA_BYTES[name]
     predicted = predict_arena(read_tflite((DATA / name).read_bytes()))["sram_tflm_bytes"]
     assert measured <= predicted <= measured + max(64, 0.01 * measured)
+
+
+@pytest.mark.parametrize("name, predicted_bytes", [
+    ("sum_float.tflite", 2_672), ("lstm_float.tflite", 3_616), ("lstm_int8.tflite", 3_992),
+    ("lstm_16x8.tflite", 3_992), ("op_mean_int8.tflite", 1_376),
+])
+def test_lstm_and_reduce_models_are_predicted_exactly(name, predicted_bytes):
+    """Measured with `mcunas measure` (MEASURED_ARENA_BYTES); the replay lands on the byte."""
+    assert predict_arena(read_tflite((DATA / name).read_bytes()))["sram_tflm_bytes"] == predicted_bytes
+    assert predicted_bytes == MEASURED_ARENA_BYTES[name]
+
+
+def test_lstm_kernel_requests_four_gate_buffers_of_the_cell_state_size():
+    """lstm_eval_common.cc: four scratch buffers of batch x state cells in the cell state's type
+    (float32 in a float model, int16 in an int8 one), and the 24 inputs (absent ones skipped) plus
+    the output as Prepare's temporaries."""
+    from mcunas.cost.tflm_kernels import get_target, kernel_cost
+
+    for name, cell_bytes in (("lstm_float.tflite", 16 * 4), ("lstm_int8.tflite", 16 * 2),
+                             ("lstm_16x8.tflite", 16 * 2)):
+        sg = read_tflite((DATA / name).read_bytes()).subgraphs[0]
+        op = sg.operators[0]
+        assert op.op == "UNIDIRECTIONAL_SEQUENCE_LSTM"
+        cost = kernel_cost(sg, op, get_target("x86_64"))
+        assert cost.scratch_bytes == [cell_bytes] * 4
+        assert cost.temps == [i for i in op.inputs if i >= 0] + op.outputs and len(cost.temps) == 16
+        assert cost.init_bytes == [688]
+
+
+def test_reduce_scratch_requests_depend_on_the_input_type():
+    """Read off the pip TFLM's planned head on one-op models: float32 SUM sums into its output (two
+    scratch ints arrays: reduced axes, input dims); int8 MEAN adds an int32 sum per output element."""
+    from mcunas.cost.tflm_kernels import get_target, kernel_cost
+
+    sg = read_tflite((DATA / "sum_float.tflite").read_bytes()).subgraphs[0]
+    assert kernel_cost(sg, sg.operators[0], get_target("x86_64")).scratch_bytes == [4, 16]
+    sg = read_tflite((DATA / "op_mean_int8.tflite").read_bytes()).subgraphs[0]
+    assert kernel_cost(sg, sg.operators[0], get_target("x86_64")).scratch_bytes == [4 * 6, 4 * 2, 4 * 4]
+
+
+def test_lstm_macs_count_every_gate_matrix_per_time_step():
+    model = read_tflite((DATA / "lstm_int8.tflite").read_bytes())
+    # 8 steps x (4 gates x 16 cells x (5 inputs + 16 recurrent)) + the 16 -> 3 FC
+    assert tflite_macs(model) == 8 * 4 * 16 * (5 + 16) + 16 * 3
 
 
 def test_commit_temporaries_not_the_plan_set_small_arenas():
@@ -150,8 +198,12 @@ def test_unknown_op_and_uint8_core_are_refused_by_name():
     from mcunas.cost.flatbuffer import Operator, Tensor, TfliteModel
 
     t = Tensor("x", (1, 4), "int8", 0, [0.1], [0])
+    # TFLM has no BIDIRECTIONAL_SEQUENCE_LSTM kernel (its pip package registers only the unidirectional one)
+    model = TfliteModel([t, t], [Operator("BIDIRECTIONAL_SEQUENCE_LSTM", [0], [1], {})], [0], [1], [], 0)
+    with pytest.raises(UserError, match="does not know the op BIDIRECTIONAL_SEQUENCE_LSTM"):
+        predict_arena(model)
     model = TfliteModel([t, t], [Operator("UNIDIRECTIONAL_SEQUENCE_LSTM", [0], [1], {})], [0], [1], [], 0)
-    with pytest.raises(UserError, match="UNIDIRECTIONAL_SEQUENCE_LSTM"):
+    with pytest.raises(UserError, match="has 1 inputs and TFLM's kernel takes 24"):
         predict_arena(model)
     u = Tensor("u", (1, 4), "uint8", 0, [0.1], [128])
     model = TfliteModel([u, u], [Operator("LOGISTIC", [0], [1], {})], [0], [1], [], 0)

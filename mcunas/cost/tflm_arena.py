@@ -215,8 +215,7 @@ def predict_arenas(model: TfliteModel, target: str = "x86_64", memory_plans=MEMO
                 arena.persistent(n, ARENA_ALIGN)
             for t in cost.temps:
                 head = _temp_tensor_bytes(sg, t, tgt, head)
-            head = align_up(head, tgt.struct_align) + request_bytes * len(cost.scratch_bytes)
-            arena.need(head)
+            arena.need(head)  # scratch requests fill the 12 free entries; the buffer grows after the op
             requests += len(cost.scratch_bytes)
             scratch[s] += [(n, index) for n in cost.scratch_bytes]
             arena.need(request_bytes * (requests + MAX_SCRATCH_BUFFERS_PER_OP))

