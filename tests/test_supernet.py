@@ -74,6 +74,37 @@ def test_a_sliced_member_computes_exactly_what_its_keras_model_does(name):
         assert model.count_params() == estimate(arch)["keras_params"]  # the network the cost model describes
 
 
+@pytest.mark.slow
+def test_recalibration_in_several_passes_pools_the_statistics_exactly(monkeypatch):
+    """The stem's statistics pooled over unequal passes (16, 16, 16, 16, 6 images) equal one pass over all 70.
+
+    Only the stem's: deeper layers see inputs normalised with each pass's own
+    batch statistics (as in Once-for-All), so they differ a little by pass size.
+    """
+    import tensorflow as tf
+
+    from mcunas.supernet import score
+    from mcunas.supernet.net import initial_weights
+
+    space = load_space(TINY_IR)
+    weights = {k: tf.constant(v) for k, v in initial_weights(largest_shape(space), 0).items()}
+    arch = dataclasses.replace(extreme_arch(space, True), resolution=48)
+    slots = member_slots(space, arch)
+    images = np.random.default_rng(0).integers(0, 256, (70, 48, 48, arch.in_channels), dtype=np.uint8)
+    assert score.batch_for(48) >= 70
+    whole = score.recalibrated_stats(weights, arch, slots, images)
+    monkeypatch.setattr(score, "PASS_PIXELS", 16 * 48 * 48)
+    assert score.batch_for(48) == 16
+    pooled = score.recalibrated_stats(weights, arch, slots, images)
+    assert list(whole) == list(pooled) and len(whole) > 10
+    stem = next(iter(whole))
+    np.testing.assert_allclose(pooled[stem][0], whole[stem][0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(pooled[stem][1], whole[stem][1], rtol=1e-4, atol=1e-5)
+    assert float(tf.reduce_min(whole[stem][1])) > 0
+    last = list(whole)[-1]  # and deeper layers stay close
+    np.testing.assert_allclose(pooled[last][1], whole[last][1], rtol=0.2, atol=1e-3)
+
+
 def _tiny_supernet(tmp_path, space_name="mobilenet_v1", data="x"):
     """A real supernet file of untrained weights (for the input checks, which never train)."""
     from mcunas.search.campaign import space_fingerprint
