@@ -42,6 +42,8 @@ def register(sub) -> None:
     p.add_argument("--spread", choices=("random", "macs"), default="random",
                    help="how members are picked: random draws, or macs: evenly spaced MACs quantiles of a "
                         "1000-member sample, smallest to largest (default random)")
+    p.add_argument("--save-supernet", metavar="PATH",
+                   help="also keep the trained supernet here (for tests/bench/supernet_rescore.py)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--memory", action="store_true", help="only the per-space file size and peak RAM at 96 and 160 px")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -129,7 +131,7 @@ def _ranking(args, data: str, tmp: str) -> dict:
     space = load_space(args.space)
     weights, meta = train_supernet(space, str(Path(data).resolve()), args.supernet_epochs, args.resolution,
                                    seed=args.seed)
-    path = Path(tmp) / "supernet.npz"
+    path = Path(args.save_supernet or Path(tmp) / "supernet.npz")
     save_supernet(path, weights, meta)
     rows = []
     for i, arch in enumerate(bench_members(space, args.members, args.resolution, args.spread)):
