@@ -43,6 +43,22 @@ def test_a_non_member_and_shufflenet_are_refused():
         largest_shape(load_space("shufflenet_v2"))
 
 
+def test_bench_members_spread_by_macs_run_from_the_smallest_to_the_largest():
+    from mcunas.arch import parse_arch
+    from mcunas.bench.supernet import bench_members
+    from mcunas.cost import estimate
+
+    space = load_space("mobilenet_v2")
+    members = bench_members(space, 16, 48, "macs")
+    macs = [estimate(parse_arch(a), deployable=False)["macs"] for a in members]
+    assert len(set(members)) == 16 and macs == sorted(macs) and all(parse_arch(a).resolution == 48 for a in members)
+    drawn = [estimate(parse_arch(a), deployable=False)["macs"] for a in bench_members(space, 1000, 48, "random")]
+    assert macs[0] == min(drawn) and macs[-1] == max(drawn)  # the same 1,000 draws, both ends included
+    assert macs[-1] > 20 * macs[0]
+    for a in members:
+        member_slots(space, parse_arch(a))  # each a member the supernet has weights for
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["mobilenet_v2", "mnasnet", "mobilenet_v1"])
 def test_a_sliced_member_computes_exactly_what_its_keras_model_does(name):

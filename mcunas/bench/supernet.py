@@ -3,10 +3,10 @@
 Trains one supernet for ``--space`` on ``--data`` (``--supernet-epochs``,
 at ``--resolution``), then takes ``--members`` random members of the space
 (at that resolution when one is given, so the figures are about one size;
-with ``--spread macs`` instead the members at evenly spaced MACs quantiles
-of a 1,000-member sample, from the smallest to the largest, so their true
-accuracies differ by more than the validation set's noise) and, for each, times its supernet score (weights sliced, BatchNorm
-recalibrated on 256 training images, float validation accuracy) against a
+with ``--spread macs`` the members at evenly spaced MACs quantiles of a
+1,000-member sample instead, from the smallest to the largest) and, for
+each, times its supernet score (weights sliced, BatchNorm recalibrated
+on 256 training images, float validation accuracy) against a
 stand-alone training at the campaign's ``--epochs`` (the ordinary path:
 train, int8 export, int8 accuracy, TFLM).  Prints the median seconds of
 each and their ratio (goal: scoring at least 50x faster), Kendall's tau
@@ -34,7 +34,7 @@ def register(sub) -> None:
     p.add_argument("--data", metavar="DIR", help="dataset (default: a generated demo set of --demo-images)")
     p.add_argument("--demo-images", type=int, default=800,
                    help="images in the generated demo set when no --data is given (default 800: 128 validation "
-                        "images; 2000 gives 315)")
+                        "images; 2000 gives 316)")
     p.add_argument("--members", type=int, default=16, help="sub-networks compared (default 16)")
     p.add_argument("--supernet-epochs", type=int, default=3, help="supernet training epochs (default 3)")
     p.add_argument("--epochs", type=int, default=3, help="stand-alone epochs per member, the campaign's (default 3)")
@@ -78,6 +78,8 @@ def run(args) -> int:
         raise UserError("--members, --supernet-epochs and --epochs must be at least 1")
     if args.demo_images < 40:
         raise UserError(f"--demo-images {args.demo_images}: give at least 40 (the validation share needs images)")
+    if args.save_supernet and not Path(args.save_supernet).resolve().parent.is_dir():
+        raise UserError(f"--save-supernet {args.save_supernet}: give a file in an existing folder")
     with tempfile.TemporaryDirectory() as tmp:
         if args.memory:  # peak memory depends on batch and resolution; a small set keeps the runs short
             figures = _memory(args.data or _demo(Path(tmp) / "small", args.seed, 96), tmp)
