@@ -43,6 +43,22 @@ def test_a_non_member_and_shufflenet_are_refused():
         largest_shape(load_space("shufflenet_v2"))
 
 
+def test_bench_members_spread_by_macs_run_from_the_smallest_to_the_largest():
+    from mcunas.arch import parse_arch
+    from mcunas.bench.supernet import bench_members
+    from mcunas.cost import estimate
+
+    space = load_space("mobilenet_v2")
+    members = bench_members(space, 16, 48, "macs")
+    macs = [estimate(parse_arch(a), deployable=False)["macs"] for a in members]
+    assert len(set(members)) == 16 and macs == sorted(macs) and all(parse_arch(a).resolution == 48 for a in members)
+    drawn = [estimate(parse_arch(a), deployable=False)["macs"] for a in bench_members(space, 1000, 48, "random")]
+    assert macs[0] == min(drawn) and macs[-1] == max(drawn)  # the same 1,000 draws, both ends included
+    assert macs[-1] > 20 * macs[0]
+    for a in members:
+        member_slots(space, parse_arch(a))  # each a member the supernet has weights for
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["mobilenet_v2", "mnasnet", "mobilenet_v1"])
 def test_a_sliced_member_computes_exactly_what_its_keras_model_does(name):
@@ -72,6 +88,37 @@ def test_a_sliced_member_computes_exactly_what_its_keras_model_does(name):
         assert sliced[:, 0].std() > 0.01  # not a saturated softmax that would hide a difference
         assert all(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # every weight inherited
         assert model.count_params() == estimate(arch)["keras_params"]  # the network the cost model describes
+
+
+@pytest.mark.slow
+def test_recalibration_in_several_passes_pools_the_statistics_exactly(monkeypatch):
+    """The stem's statistics pooled over unequal passes (16, 16, 16, 16, 6 images) equal one pass over all 70.
+
+    Only the stem's: deeper layers see inputs normalised with each pass's own
+    batch statistics (as in Once-for-All), so they differ a little by pass size.
+    """
+    import tensorflow as tf
+
+    from mcunas.supernet import score
+    from mcunas.supernet.net import initial_weights
+
+    space = load_space(TINY_IR)
+    weights = {k: tf.constant(v) for k, v in initial_weights(largest_shape(space), 0).items()}
+    arch = dataclasses.replace(extreme_arch(space, True), resolution=48)
+    slots = member_slots(space, arch)
+    images = np.random.default_rng(0).integers(0, 256, (70, 48, 48, arch.in_channels), dtype=np.uint8)
+    assert score.batch_for(48) >= 70
+    whole = score.recalibrated_stats(weights, arch, slots, images)
+    monkeypatch.setattr(score, "PASS_PIXELS", 16 * 48 * 48)
+    assert score.batch_for(48) == 16
+    pooled = score.recalibrated_stats(weights, arch, slots, images)
+    assert list(whole) == list(pooled) and len(whole) > 10
+    stem = next(iter(whole))
+    np.testing.assert_allclose(pooled[stem][0], whole[stem][0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(pooled[stem][1], whole[stem][1], rtol=1e-4, atol=1e-5)
+    assert float(tf.reduce_min(whole[stem][1])) > 0
+    last = list(whole)[-1]  # and deeper layers stay close
+    np.testing.assert_allclose(pooled[last][1], whole[last][1], rtol=0.2, atol=1e-3)
 
 
 def _tiny_supernet(tmp_path, space_name="mobilenet_v1", data="x"):

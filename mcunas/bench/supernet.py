@@ -2,9 +2,11 @@
 
 Trains one supernet for ``--space`` on ``--data`` (``--supernet-epochs``,
 at ``--resolution``), then takes ``--members`` random members of the space
-(at that resolution when one is given, so the figures are about one size)
-and, for each, times its supernet score (weights sliced, BatchNorm
-recalibrated on 256 training images, float validation accuracy) against a
+(at that resolution when one is given, so the figures are about one size;
+with ``--spread macs`` the members at evenly spaced MACs quantiles of a
+1,000-member sample instead, from the smallest to the largest) and, for
+each, times its supernet score (weights sliced, BatchNorm recalibrated
+on 256 training images, float validation accuracy) against a
 stand-alone training at the campaign's ``--epochs`` (the ordinary path:
 train, int8 export, int8 accuracy, TFLM).  Prints the median seconds of
 each and their ratio (goal: scoring at least 50x faster), Kendall's tau
@@ -29,11 +31,19 @@ def register(sub) -> None:
     p = sub.add_parser("supernet", help="supernet scoring vs stand-alone training: speed, Kendall tau, cost, memory",
                        description=__doc__.split("\n\n")[1] if __doc__ else None)
     p.add_argument("--space", default="mobilenet_v2", help="space (default mobilenet_v2)")
-    p.add_argument("--data", metavar="DIR", help="dataset (default: a generated 800-image demo set)")
+    p.add_argument("--data", metavar="DIR", help="dataset (default: a generated demo set of --demo-images)")
+    p.add_argument("--demo-images", type=int, default=800,
+                   help="images in the generated demo set when no --data is given (default 800: 128 validation "
+                        "images; 2000 gives 316)")
     p.add_argument("--members", type=int, default=16, help="sub-networks compared (default 16)")
     p.add_argument("--supernet-epochs", type=int, default=3, help="supernet training epochs (default 3)")
     p.add_argument("--epochs", type=int, default=3, help="stand-alone epochs per member, the campaign's (default 3)")
     p.add_argument("--resolution", type=int, default=64, help="train and compare at this resolution (default 64)")
+    p.add_argument("--spread", choices=("random", "macs"), default="random",
+                   help="how members are picked: random draws, or macs: evenly spaced MACs quantiles of a "
+                        "1000-member sample, smallest to largest (default random)")
+    p.add_argument("--save-supernet", metavar="PATH",
+                   help="also keep the trained supernet here (for tests/bench/supernet_rescore.py)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--memory", action="store_true", help="only the per-space file size and peak RAM at 96 and 160 px")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -66,11 +76,15 @@ def run(args) -> int:
 
     if min(args.members, args.supernet_epochs, args.epochs) < 1:
         raise UserError("--members, --supernet-epochs and --epochs must be at least 1")
+    if args.demo_images < 40:
+        raise UserError(f"--demo-images {args.demo_images}: give at least 40 (the validation share needs images)")
+    if args.save_supernet and not Path(args.save_supernet).resolve().parent.is_dir():
+        raise UserError(f"--save-supernet {args.save_supernet}: give a file in an existing folder")
     with tempfile.TemporaryDirectory() as tmp:
         if args.memory:  # peak memory depends on batch and resolution; a small set keeps the runs short
             figures = _memory(args.data or _demo(Path(tmp) / "small", args.seed, 96), tmp)
         else:
-            figures = _ranking(args, args.data or _demo(Path(tmp) / "demo", args.seed, 800), tmp)
+            figures = _ranking(args, args.data or _demo(Path(tmp) / "demo", args.seed, args.demo_images), tmp)
     print_figures(figures, args.json)
     return 0
 
@@ -82,10 +96,34 @@ def _demo(folder: Path, seed: int, n: int) -> str:
     return str(folder)
 
 
+def bench_members(space, count: int, resolution: int, spread: str) -> list[str]:
+    """``count`` members of ``space`` at ``resolution``: random draws (seeds 1000, 1001, ...), or with ``spread``
+    ``macs`` the members at evenly spaced MACs quantiles (smallest and largest included) of 1,000 draws.
+
+    Random members of a space mostly sit in its middle, where true accuracies
+    differ by less than a small validation set can tell; a ranking figure
+    over them measures noise.  Spread members are what a search must tell apart.
+    """
+    import dataclasses
+
+    from mcunas.cost import estimate
+    from mcunas.spaces import RandomTrial, sample_arch
+
+    def draw(seed: int):
+        return dataclasses.replace(sample_arch(space, RandomTrial(seed)), resolution=resolution)
+
+    if spread == "random":
+        return [str(draw(1000 + i)) for i in range(count)]
+    pool = sorted({str(a): a for a in map(draw, range(1000, 2000))}.values(),
+                  key=lambda a: estimate(a, deployable=False)["macs"])
+    picks = [round(i * (len(pool) - 1) / max(1, count - 1)) for i in range(count)]
+    return [str(pool[i]) for i in picks]
+
+
 def _ranking(args, data: str, tmp: str) -> dict:
     import dataclasses
 
-    from mcunas.spaces import RandomTrial, load_space, sample_arch
+    from mcunas.spaces import load_space
     from mcunas.supernet.file import save_supernet
     from mcunas.supernet.score import score_candidate
     from mcunas.supernet.train import train_supernet
@@ -95,11 +133,10 @@ def _ranking(args, data: str, tmp: str) -> dict:
     space = load_space(args.space)
     weights, meta = train_supernet(space, str(Path(data).resolve()), args.supernet_epochs, args.resolution,
                                    seed=args.seed)
-    path = Path(tmp) / "supernet.npz"
+    path = Path(args.save_supernet or Path(tmp) / "supernet.npz")
     save_supernet(path, weights, meta)
     rows = []
-    for i in range(args.members):
-        arch = str(dataclasses.replace(sample_arch(space, RandomTrial(1000 + i)), resolution=args.resolution))
+    for i, arch in enumerate(bench_members(space, args.members, args.resolution, args.spread)):
         job = TrainJob(arch=arch, data=data, eval_data=None, epochs=args.epochs, batch=32, recipe="fast",
                        seed=args.seed, out_dir=f"{tmp}/m{i}", split_seed=args.seed, kind="score", supernet=str(path))
         start = time.perf_counter()
@@ -118,7 +155,7 @@ def _ranking(args, data: str, tmp: str) -> dict:
     sup = [r["supernet_accuracy"] for r in rows]
     return {
         "space": space.name, "data": data, "resolution": args.resolution, "members": args.members,
-        "supernet_epochs": args.supernet_epochs, "epochs": args.epochs,
+        "supernet_epochs": args.supernet_epochs, "epochs": args.epochs, "spread": args.spread,
         "median_score_s": round(score_s, 2), "median_standalone_s": round(standalone_s, 1),
         "median_standalone_fit_s": round(statistics.median(r["train_s"] for r in rows), 1),
         "standalone_over_score": round(standalone_s / score_s, 1),

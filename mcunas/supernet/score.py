@@ -6,7 +6,13 @@ Once-for-All, each member's statistics are recomputed on
 :data:`CALIBRATION_IMAGES` training images at its own resolution before it
 is scored on the campaign's validation set (the same images ordinary
 candidates are selected on).  The supernet file is read once per worker
-process (:func:`loaded`), so a warm worker scores candidate after candidate.
+process (:func:`loaded`), and so is the campaign's split at each resolution
+(:func:`_scoring_sets`), so a warm worker scores candidate after candidate.
+
+What a score costs is mostly TensorFlow's eager op dispatch (a forward pass
+of a MobileNetV2 member is ~800 ops, each ~0.1 ms to launch whatever the
+batch), so images go through in as few passes as memory allows:
+:func:`batch_for` images per pass, 256 at 64 px and below, fewer above.
 """
 
 from __future__ import annotations
@@ -18,7 +24,12 @@ from pathlib import Path
 import numpy as np
 
 CALIBRATION_IMAGES = 256
-BATCH = 64
+PASS_PIXELS = 256 * 64 * 64  # images x pixels per forward pass: the largest member's activations stay < 1 GB
+
+
+def batch_for(resolution: int) -> int:
+    """Images per forward pass at ``resolution``: all 256 calibration images up to 64 px, at least 16."""
+    return max(16, min(CALIBRATION_IMAGES, PASS_PIXELS // (resolution * resolution)))
 
 
 @lru_cache(maxsize=2)
@@ -38,17 +49,22 @@ def loaded(path: str):
 
 
 def recalibrated_stats(weights, arch, slots, images) -> dict:
-    """Layer name -> (mean, variance) over ``images`` (the mean of per-batch statistics, as Once-for-All)."""
-    import tensorflow as tf
-
+    """Layer name -> (mean, variance) of its outputs over all of ``images``, pooled exactly over the passes
+    (Once-for-All averages per-batch statistics instead; with one pass the two are the same)."""
     from mcunas.data.pipeline import to_float
     from mcunas.supernet.net import forward
 
     record: dict = {}
-    for start in range(0, len(images), BATCH):
-        forward(weights, arch, slots, to_float(np.asarray(images[start:start + BATCH])), record=record)
-    return {name: (tf.reduce_mean(tf.stack([m for m, _ in pairs]), 0), tf.reduce_mean(tf.stack([v for _, v in pairs]), 0))
-            for name, pairs in record.items()}
+    step, shares = batch_for(arch.resolution), []
+    for start in range(0, len(images), step):
+        batch = np.asarray(images[start:start + step])
+        forward(weights, arch, slots, to_float(batch), record=record)
+        shares.append(len(batch) / len(images))
+    stats = {}
+    for name, pairs in record.items():
+        mean = sum(w * m for w, (m, _) in zip(shares, pairs))
+        stats[name] = (mean, sum(w * (v + (m - mean) ** 2) for w, (m, v) in zip(shares, pairs)))
+    return stats
 
 
 def calibration_images(x_train, seed: int):
@@ -63,35 +79,52 @@ def member_accuracy(weights, arch, slots, stats, images, labels) -> float:
     from mcunas.data.pipeline import to_float
     from mcunas.supernet.net import forward
 
-    right = 0
-    for start in range(0, len(labels), BATCH):
-        logits = forward(weights, arch, slots, to_float(np.asarray(images[start:start + BATCH])), stats=stats)
-        right += int(tf.reduce_sum(tf.cast(tf.argmax(logits, 1, output_type=tf.int32) == labels[start:start + BATCH],
+    right, step = 0, batch_for(arch.resolution)
+    for start in range(0, len(labels), step):
+        logits = forward(weights, arch, slots, to_float(np.asarray(images[start:start + step])), stats=stats)
+        right += int(tf.reduce_sum(tf.cast(tf.argmax(logits, 1, output_type=tf.int32) == labels[start:start + step],
                                            tf.int32)))
     return right / max(1, len(labels))
 
 
-def prepared_member(job):
-    """``(weights, arch, slots, stats, sets)`` of the job's architecture, recalibrated on its training images."""
-    from mcunas.arch import parse_arch
+@lru_cache(maxsize=8)
+def _scoring_sets(data: str, eval_data: str | None, resolution: int, channels: int, split_seed: int, seed: int,
+                  stamp: tuple):
+    """``(calibration images, validation images, validation labels)``, read once per worker and resolution
+    (listing and hashing a folder's file names costs more than scoring a small member); ``stamp`` (the
+    folders' modification times) makes a changed folder read again."""
     from mcunas.data import train_val_test
+
+    sets = train_val_test(data, eval_data, resolution, channels, split_seed)
+    return calibration_images(sets["train"][0], seed), *sets["val"]
+
+
+def _stamp(*folders) -> tuple:
+    return tuple(Path(f).stat().st_mtime_ns for f in folders if f)
+
+
+def prepared_member(job):
+    """``(weights, arch, slots, stats, (validation images, labels))`` of the job's architecture, its BatchNorm
+    recalibrated on its training images."""
+    from mcunas.arch import parse_arch
     from mcunas.supernet.members import member_slots
 
     _, space, weights = loaded(job.supernet)
     arch = parse_arch(job.arch)
     slots = member_slots(space, arch)
-    sets = train_val_test(job.data, job.eval_data, arch.resolution, arch.in_channels, job.split_seed)
-    stats = recalibrated_stats(weights, arch, slots, calibration_images(sets["train"][0], job.seed))
-    return weights, arch, slots, stats, sets
+    calibration, *val = _scoring_sets(job.data, job.eval_data, arch.resolution, arch.in_channels, job.split_seed,
+                                      job.seed, _stamp(job.data, job.eval_data))
+    stats = recalibrated_stats(weights, arch, slots, calibration)
+    return weights, arch, slots, stats, val
 
 
 def score_candidate(job) -> dict:
     """A :class:`~mcunas.train.worker.TrainJob` of kind ``score``: the member's float validation accuracy."""
     start = time.perf_counter()
-    weights, arch, slots, stats, sets = prepared_member(job)
-    accuracy = member_accuracy(weights, arch, slots, stats, *sets["val"])
+    weights, arch, slots, stats, val = prepared_member(job)
+    accuracy = member_accuracy(weights, arch, slots, stats, *val)
     return {"supernet_accuracy": accuracy, "score_s": round(time.perf_counter() - start, 3),
-            "val_images": len(sets["val"][1])}
+            "val_images": len(val[1])}
 
 
 def copy_into_keras(model, weights, arch, slots, stats) -> None:

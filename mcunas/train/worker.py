@@ -22,7 +22,8 @@ a killed worker leaves nothing the parent could mistake for a result:
   the job's ``worker.log`` and finally writes ``result.json`` atomically; any
   exception becomes ``{"error": "<type>: <message>"}``;
 * the parent relays each new epoch line and calls ``poll`` every half
-  second.
+  second (every :data:`SCORE_POLL_S` for a supernet score: that takes
+  about a second, and half-second polling added 0.25 s to each on average).
 
 **Stopping a candidate.**  When ``on_epoch`` or ``poll`` raises (a pruning
 decision), the parent writes ``stop`` into the job's folder; the child
@@ -37,9 +38,12 @@ timed from the moment the worker picks the job up) or a worker that dies
 worker starts at once, so its import overlaps the parent's bookkeeping.
 
 **Memory.**  TensorFlow keeps memory after ``clear_session``; the worker is
-replaced after :data:`RESTART_EVERY` candidates or once its resident size
-passes :data:`RESTART_RSS_BYTES`.  It dies with the parent
-(``PR_SET_PDEATHSIG``), so nothing trains on orphaned.
+replaced after :data:`RESTART_EVERY` trained candidates or once its
+resident size passes :data:`RESTART_RSS_BYTES`.  Supernet scores (eager
+forward passes, no Keras model) do not count toward ``RESTART_EVERY``: a
+restart costs TensorFlow's import and the supernet's loading, several
+scores' worth, and the resident-size check still follows every job.  It
+dies with the parent (``PR_SET_PDEATHSIG``), so nothing trains on orphaned.
 """
 
 from __future__ import annotations
@@ -58,7 +62,8 @@ from pathlib import Path
 from typing import Callable
 
 POLL_S = 0.5
-RESTART_EVERY = 20  # candidates per worker before it is replaced, so TF's leftovers are returned
+SCORE_POLL_S = 0.02
+RESTART_EVERY = 20  # trained candidates per worker before it is replaced, so TF's leftovers are returned
 RESTART_RSS_BYTES = 3 * 2**30  # or sooner, past this resident size (a warm worker measured ~1.5 GiB here)
 STOP_GRACE_S = 30.0  # a stop asked between batches ends within one batch; past this the worker is killed
 
@@ -96,6 +101,7 @@ class TrainingWorker:
         self.restart_every, self.rss_limit_bytes = restart_every, rss_limit_bytes
         self.proc: subprocess.Popen | None = None
         self.jobs_done = 0  # by the current process
+        self.trainings_done = 0  # of them, trainings (what restart_every counts)
         self._startup_log = None  # the child's output outside any job (TF's import messages, a failed start)
 
     def start(self) -> None:
@@ -109,7 +115,7 @@ class TrainingWorker:
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=self._startup_log, stderr=subprocess.STDOUT,
             env=env, preexec_fn=_die_with_parent(os.getpid()), start_new_session=True)
-        self.jobs_done = 0
+        self.jobs_done = self.trainings_done = 0
 
     def run(self, job: TrainJob, on_epoch: Callable[[int, float], None],
             poll: Callable[[], None] = lambda: None, limit_s: float | None = None,
@@ -130,7 +136,7 @@ class TrainingWorker:
             on_stage("waiting for the training worker to start (it imports TensorFlow once)")
         watch = _JobWatch(job_dir, on_epoch, on_stage)
         try:
-            while not watch.result_file.exists() and self._wait(POLL_S):
+            while not watch.result_file.exists() and self._wait(SCORE_POLL_S if job.kind == "score" else POLL_S):
                 watch.relay()
                 if limit_s is not None and watch.running_for_s() > limit_s:
                     self._kill()
@@ -141,14 +147,14 @@ class TrainingWorker:
                 poll()
             watch.relay()
         except Exception:
-            self._stop(watch)
+            self._stop(watch, job)
             raise
         except BaseException:  # Ctrl-C, SystemExit: no waiting
             self._kill()
             raise
         if not watch.result_file.exists():
             return {"error": self._death_reason(job_dir)}
-        self._job_ended()
+        self._job_ended(job)
         return json.loads(watch.result_file.read_text())
 
     def close(self) -> None:
@@ -163,21 +169,22 @@ class TrainingWorker:
             return True
         return False
 
-    def _stop(self, watch: "_JobWatch") -> None:
+    def _stop(self, watch: "_JobWatch", job: TrainJob) -> None:
         """Ask the worker to end the job between batches; kill it if it has not within STOP_GRACE_S."""
         (watch.job_dir / "stop").touch()
         deadline = time.monotonic() + STOP_GRACE_S
         while not watch.result_file.exists() and time.monotonic() < deadline and self._wait(0.05):
             pass
         if watch.result_file.exists():
-            self._job_ended()
+            self._job_ended(job)
         else:
             self._kill()
 
-    def _job_ended(self) -> None:
-        """Count the job; replace a worker that has served enough candidates or grown too big."""
+    def _job_ended(self, job: TrainJob) -> None:
+        """Count the job; replace a worker that has trained enough candidates or grown too big."""
         self.jobs_done += 1
-        if self.jobs_done >= self.restart_every or rss_bytes(self.proc.pid) > self.rss_limit_bytes:
+        self.trainings_done += job.kind != "score"
+        if self.trainings_done >= self.restart_every or rss_bytes(self.proc.pid) > self.rss_limit_bytes:
             self.close()
             self.start()
 
