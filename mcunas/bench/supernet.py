@@ -82,14 +82,16 @@ def run(args) -> int:
         raise UserError(f"--save-supernet {args.save_supernet}: give a file in an existing folder")
     with tempfile.TemporaryDirectory() as tmp:
         if args.memory:  # peak memory depends on batch and resolution; a small set keeps the runs short
-            figures = _memory(args.data or _demo(Path(tmp) / "small", args.seed, 96), tmp)
+            figures = _memory(args.data or demo_set(Path(tmp) / "small", args.seed, 96), tmp)
         else:
-            figures = _ranking(args, args.data or _demo(Path(tmp) / "demo", args.seed, args.demo_images), tmp)
+            figures = _ranking(args, args.data or demo_set(Path(tmp) / "demo", args.seed, args.demo_images), tmp)
     print_figures(figures, args.json)
     return 0
 
 
-def _demo(folder: Path, seed: int, n: int) -> str:
+def demo_set(folder: Path, seed: int, n: int) -> str:
+    """A generated ``n``-image demo set in ``folder`` (the bench's data without ``--data``; the
+    supernet bench scripts under tests/bench make the same images from the same seed and size)."""
     from mcunas.data.synth import synthesize
 
     synthesize(folder, n=n, seed=seed)

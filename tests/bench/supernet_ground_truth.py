@@ -37,7 +37,7 @@ def main() -> int:
     p.add_argument("--split-seed", type=int, default=0, help="the bench's --seed (draws the validation share)")
     a = p.parse_args()
 
-    from mcunas.bench.supernet import kendall_tau
+    from mcunas.bench.supernet import demo_set, kendall_tau
     from mcunas.train import train_candidate
     from mcunas.train.worker import TrainJob
 
@@ -45,12 +45,7 @@ def main() -> int:
     rows = bench["rows"]
     again = []
     with tempfile.TemporaryDirectory() as tmp:
-        data = a.data
-        if data is None:
-            from mcunas.data.synth import synthesize
-
-            data = str(Path(tmp) / "demo")
-            synthesize(Path(data), n=a.demo_images, seed=a.split_seed)
+        data = a.data or demo_set(Path(tmp) / "demo", a.split_seed, a.demo_images)
         for i, r in enumerate(rows):
             done = train_candidate(TrainJob(arch=r["arch"], data=data, eval_data=None, epochs=bench["epochs"],
                                             batch=32, recipe="fast", seed=a.seed, out_dir=f"{tmp}/m{i}",

@@ -39,19 +39,14 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
 
-    from mcunas.bench.supernet import kendall_tau
+    from mcunas.bench.supernet import demo_set, kendall_tau
     from mcunas.supernet import score
     from mcunas.train.worker import TrainJob
 
     bench = json.loads(a.bench_json.read_text())
     rows = bench["rows"]
     with tempfile.TemporaryDirectory() as tmp:
-        data = a.data
-        if data is None:
-            from mcunas.data.synth import synthesize
-
-            data = str(Path(tmp) / "demo")
-            synthesize(Path(data), n=a.demo_images, seed=a.seed)
+        data = a.data or demo_set(Path(tmp) / "demo", a.seed, a.demo_images)
         jobs = [TrainJob(arch=r["arch"], data=data, eval_data=None, epochs=0, batch=32, recipe="fast", seed=a.seed,
                          out_dir=tmp, split_seed=a.seed, kind="score", supernet=str(a.supernet.resolve()))
                 for r in rows]

@@ -109,11 +109,11 @@ def main() -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     data = a.data
     if data == "demo":
-        from mcunas.data.synth import synthesize
+        from mcunas.bench.supernet import demo_set
 
         data = str(a.out / "demo")
         if not Path(data).exists():
-            synthesize(Path(data), n=a.demo_images, seed=a.seed)
+            demo_set(Path(data), a.seed, a.demo_images)
     data = str(Path(data).resolve())
     said = {"supernet": {}, "halving": {}}
     arms = [threading.Thread(target=fn, args=(data, a, open(a.out / f"{name}.log", "w"), said[name]))
