@@ -114,6 +114,10 @@ def test_recalibration_in_several_passes_pools_the_statistics_exactly(monkeypatc
     pooled = score.recalibrated_stats(weights, arch, slots, images)
     assert list(whole) == list(pooled) and len(whole) > 10
     stem = next(iter(whole))
+    direct = tf.nn.moments(tf.nn.conv2d(images.astype(np.float32) / 255, weights["stem/kernel"][:, :, :, :arch.blocks[0].channels],
+                                        2, "SAME"), axes=(0, 1, 2))
+    np.testing.assert_allclose(whole[stem][0], direct[0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(whole[stem][1], direct[1], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(pooled[stem][0], whole[stem][0], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(pooled[stem][1], whole[stem][1], rtol=1e-4, atol=1e-5)
     assert float(tf.reduce_min(whole[stem][1])) > 0
