@@ -228,6 +228,7 @@ class CandidateFailed(Exception):
 
 
 MAX_CONSECUTIVE_FAILURES = 5  # then the setup, not the candidates, is broken
+PLOTS_EVERY_S = 30.0  # the PNGs are redrawn at most this often during a run (and always at its end): 0.9 s a time
 
 
 class _Run:
@@ -247,6 +248,7 @@ class _Run:
         self.rejections_in_a_row = 0
         self.failures_in_a_row = 0
         self.last_failure = ""
+        self.plotted_at = float("-inf")  # the first result draws them
 
     def objective(self, trial) -> list[float]:
         from mcunas.search.recovery import OWNER_ATTR, owner
@@ -323,14 +325,18 @@ class _Run:
         raise optuna.TrialPruned(why)
 
     def after_trial(self, study, frozen) -> None:
-        """Rewrite the result files after every trial that was not a rejection; stop when enough trained."""
+        """Rewrite the result files after every trial that was not a rejection (the plots at most every
+        :data:`PLOTS_EVERY_S`); stop when enough trained."""
         import optuna
 
         from mcunas.search.results import write_results
 
         rejected = frozen.state == optuna.trial.TrialState.COMPLETE and "rejected" in frozen.user_attrs
         if self.c.needs_training and not rejected:
-            write_results(study, self.c, self.counts)
+            plots = time.monotonic() - self.plotted_at >= PLOTS_EVERY_S
+            write_results(study, self.c, self.counts, plots=plots)
+            if plots:
+                self.plotted_at = time.monotonic()
         if self.counts["trained"] >= self.c.n_trials:
             study.stop()
 
@@ -375,6 +381,10 @@ def run_campaign(c: Campaign) -> dict:
     try:
         study.optimize(run.objective, timeout=c.timeout_s, callbacks=[run.after_trial], catch=(CandidateFailed,),
                        gc_after_trial=False)
+    except KeyboardInterrupt:
+        if c.needs_training:  # the CSVs are current; the plots may be up to PLOTS_EVERY_S behind them
+            write_results(study, c, run.counts)
+        raise
     except Exception as error:  # Optuna's own bookkeeping can fail while it handles our one-line error
         if isinstance(error.__context__, UserError):
             raise error.__context__ from None

@@ -239,8 +239,13 @@ def describe_winner(w: dict) -> str:
     return f"trial {w['number']}: {test}validation {w['int8_val_accuracy']:.4f}, {w['sram_bytes']:,} B SRAM; {w['arch']}"
 
 
-def write_results(study, campaign, run_counts: dict | None = None) -> dict:
-    """(Re)write every result file of ``study`` under ``results/<study>/``; ``run_counts``: this run's tallies."""
+def write_results(study, campaign, run_counts: dict | None = None, plots: bool = True) -> dict:
+    """(Re)write every result file of ``study`` under ``results/<study>/``; ``run_counts``: this run's tallies.
+
+    ``plots=False`` leaves the three PNGs as they are: drawing them takes
+    ~0.9 s, more than a supernet score, so a run redraws them at most every
+    :data:`mcunas.search.campaign.PLOTS_EVERY_S` and at its end.
+    """
     out = campaign.out_dir
     out.mkdir(parents=True, exist_ok=True)
     df = trials_frame(study)
@@ -260,8 +265,9 @@ def write_results(study, campaign, run_counts: dict | None = None) -> dict:
                 (sram_key, f"peak SRAM ({sram_key}; 1 KB = 1000 B)", "pareto_sram.png", budget.sram_bytes),
                 (flash_key, f"flash ({flash_key}; 1 KB = 1000 B)", "pareto_flash.png", budget.flash_bytes),
                 ("macs", "MACs (M = million)", "pareto_macs.png", budget.macs)):
-            _plot(trained, rejected, stopped, x, label, out / name, limit, about)
-            paths.setdefault("pngs", []).append(str(out / name))
+            if plots:
+                _plot(trained, rejected, stopped, x, label, out / name, limit, about)
+                paths.setdefault("pngs", []).append(str(out / name))
     else:
         feasible = df[(df.status == "trained") & df.feasible]
         from mcunas.search.objectives import DIRECTIONS, objective_key
