@@ -5,6 +5,7 @@ import json
 import re
 
 import numpy as np
+import pandas as pd
 import optuna
 import pytest
 from conftest import REPO, assert_one_line_error, run_cli
@@ -180,6 +181,8 @@ def test_search_scores_with_a_supernet_and_trains_a_finalist(tmp_path, synth_dat
     out = tmp_path / "results/sn"  # the run's last write redraws the plots, which it skips between trials
     assert all((out / png).stat().st_mtime_ns >= (out / "trials.csv").stat().st_mtime_ns
                for png in ("pareto_sram.png", "pareto_flash.png", "pareto_macs.png"))
+    table = pd.read_csv(out / "trials.csv")  # a user reads the scores there, and which trial each finalist was
+    assert table.supernet_accuracy.between(0, 1).sum() == 4 and table.finalist_of.notna().sum() == 1
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
         str(tmp_path / "results/sn/study.journal")))
     trials = optuna.load_study(study_name="sn", storage=storage).trials

@@ -23,7 +23,7 @@ COST_COLUMNS = ["macs", "params", "weight_bytes", "tflite_bytes", "tflite_offlin
 RESULT_COLUMNS = ["int8_accuracy", "val_accuracy", "test_accuracy", "float_accuracy", "int8_accuracy_before_qat",
                   "train_s",
                   "tflm_arena_bytes_measured", "tflite_bytes_measured", "keras_path", "tflite_path", "rung",
-                  "rung_accuracy"]
+                  "rung_accuracy", "supernet_accuracy", "score_s", "finalist_of"]
 
 
 def trials_frame(study) -> pd.DataFrame:
@@ -100,8 +100,8 @@ def label_cost_axis(axis, unit: str, log: bool) -> None:
         axis.set_minor_formatter(FuncFormatter(minor))
 
 
-def _plot(trained: pd.DataFrame, rejected: pd.DataFrame, stopped: pd.DataFrame, x: str, what: str, path: Path,
-          limit: float | None, about: dict) -> None:
+def _plot(trained: pd.DataFrame, rejected: pd.DataFrame, stopped: pd.DataFrame, scored: pd.DataFrame, x: str,
+          what: str, path: Path, limit: float | None, about: dict) -> None:
     """Accuracy against one cost, drawn so it can go in a paper (the VWW paper's Fig. 3 is the model).
 
     * the budget region stays in view: the x axis ends a little past the
@@ -124,8 +124,9 @@ def _plot(trained: pd.DataFrame, rejected: pd.DataFrame, stopped: pd.DataFrame, 
     import matplotlib.pyplot as plt
     scale, unit = (1e6, "M") if x == "macs" else (1000, " KB")
     xs = {name: pd.to_numeric(df[x], errors="coerce").dropna() / scale
-          for name, df in (("trained", trained), ("stopped", stopped), ("rejected", rejected))}
-    left, right, log = x_view([*xs["trained"], *xs["stopped"]], list(xs["rejected"]), limit and limit / scale)
+          for name, df in (("trained", trained), ("stopped", stopped), ("scored", scored), ("rejected", rejected))}
+    left, right, log = x_view([*xs["trained"], *xs["stopped"], *xs["scored"]], list(xs["rejected"]),
+                              limit and limit / scale)
 
     fig = plt.figure(figsize=(7.2, 5.6), dpi=120)
     grid = fig.add_gridspec(2, 1, height_ratios=[6, 0.7], hspace=0.16, left=0.11, right=0.97, top=0.88, bottom=0.22)
@@ -140,6 +141,10 @@ def _plot(trained: pd.DataFrame, rejected: pd.DataFrame, stopped: pd.DataFrame, 
         ax.scatter(xs["stopped"], pd.to_numeric(stopped["rung_accuracy"]).loc[xs["stopped"].index],
                    facecolors="none", edgecolors="tab:orange", s=30, lw=1.2,
                    label=f"stopped by --halving ({len(stopped)}): validation acc. at its rung")
+    if len(scored):
+        ax.scatter(xs["scored"], pd.to_numeric(scored["supernet_accuracy"]).loc[xs["scored"].index],
+                   facecolors="none", edgecolors="slategray", s=14, lw=0.8, alpha=0.7,
+                   label=f"supernet scores ({len(scored)}): float validation acc.")
     if len(trained):
         ax.scatter(xs["trained"], trained["int8_accuracy"].loc[xs["trained"].index], color="tab:blue", s=22,
                    label=f"trained ({len(trained)}): int8 validation accuracy")
@@ -155,6 +160,7 @@ def _plot(trained: pd.DataFrame, rejected: pd.DataFrame, stopped: pd.DataFrame, 
         ax.axhline(about["majority"], color="tab:purple", ls=":", lw=1.5,
                    label=f"always the majority class: {about['majority']:.3f} on test")
     shown = [*trained["int8_accuracy"].dropna(), *pd.to_numeric(stopped["rung_accuracy"]).dropna(),
+             *pd.to_numeric(scored["supernet_accuracy"]).dropna(),
              *pd.to_numeric(trained["test_accuracy"]).dropna(), *([about["majority"]] if about.get("majority") else [])]
     if shown:
         ax.set_ylim(max(0.0, min(shown) - 0.04), min(1.0, max(shown) + 0.04) + 0.005)
@@ -254,6 +260,7 @@ def write_results(study, campaign, run_counts: dict | None = None, plots: bool =
     trained = df[(df.status == "trained") & df.feasible & df.int8_accuracy.notna()]
     rejected = df[df.status == "rejected"]
     stopped = df[(df.status == "pruned") & df.rung_accuracy.notna()]
+    scored = df[(df.status == "trained") & df.feasible & df.int8_accuracy.isna() & df.supernet_accuracy.notna()]
     about = _about(study, campaign, df)
     paths = {"trials_csv": str(out / "trials.csv")}
     sram_key, flash_key = budget.key("sram"), budget.key("flash")
@@ -266,7 +273,7 @@ def write_results(study, campaign, run_counts: dict | None = None, plots: bool =
                 (flash_key, f"flash ({flash_key}; 1 KB = 1000 B)", "pareto_flash.png", budget.flash_bytes),
                 ("macs", "MACs (M = million)", "pareto_macs.png", budget.macs)):
             if plots:
-                _plot(trained, rejected, stopped, x, label, out / name, limit, about)
+                _plot(trained, rejected, stopped, scored, x, label, out / name, limit, about)
                 paths.setdefault("pngs", []).append(str(out / name))
     else:
         feasible = df[(df.status == "trained") & df.feasible]
