@@ -9,7 +9,11 @@ training ``--seed`` (initial weights, shuffling, augmentation).  Prints
   ranks the members as another does, the ceiling any score can reach
   against a single run;
 * tau of the bench's supernet scores against each run and against the mean
-  of the two (a less noisy ground truth).
+  of the two (a less noisy ground truth);
+* ``architecture_share``: the intraclass correlation ICC(1) of the two runs,
+  the share of the accuracies' variance that comes from which member it is
+  rather than from the training seed.  Near 0, the members' true accuracies
+  differ by less than one training's noise, and no score can rank them.
 
 Usage (from the repo root; the generated set is made again, it is deterministic)::
 
@@ -26,6 +30,16 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))  # this checkout's mcunas, not an installed one
+
+
+def architecture_share(first: list[float], second: list[float]) -> float:
+    """ICC(1) for two runs per member: (MSB - MSW) / (MSB + MSW), between- and within-member mean squares."""
+    import statistics
+
+    means = [(x + y) / 2 for x, y in zip(first, second)]
+    between = 2 * statistics.variance(means)
+    within = statistics.fmean((x - y) ** 2 / 2 for x, y in zip(first, second))
+    return (between - within) / (between + within) if between + within else 0.0
 
 
 def main() -> int:
@@ -63,6 +77,7 @@ def main() -> int:
         figures[f"tau_supernet_vs_first_{kind}"] = round(kendall_tau(sup, first), 3)
         figures[f"tau_supernet_vs_second_{kind}"] = round(kendall_tau(sup, second), 3)
         figures[f"tau_supernet_vs_mean_{kind}"] = round(kendall_tau(sup, mean), 3)
+        figures[f"architecture_share_{kind}"] = round(architecture_share(first, second), 3)
         figures[f"second_{kind}_accuracy"] = [round(x, 4) for x in second]
     print(json.dumps(figures, indent=2))
     return 0
