@@ -17,7 +17,7 @@ from mcunas.supernet.members import extreme_arch, largest_shape, member_slots
 TINY_IR = str(REPO / "tests/spaces/tiny_ir.yaml")
 
 
-@pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v1", "mnasnet"])
+@pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v1", "mnasnet", "shufflenet_v2"])
 def test_every_sampled_member_maps_to_supernet_slots(name):
     space = load_space(name)
     shape = largest_shape(space)
@@ -26,6 +26,7 @@ def test_every_sampled_member_maps_to_supernet_slots(name):
         slots = member_slots(space, arch)
         blocks = sum(b.repeats for b in arch.blocks)
         assert sorted(slots) == list(range(1, blocks + 1)) and slots[1] == "stem"
+        assert (slots[2] == "pool") == (name == "shufflenet_v2")
         for slot in slots.values():
             found = re.fullmatch(r"s(\d+)b(\d+)", slot)  # block of a stage: within the largest member's depth
             if found:
@@ -35,13 +36,40 @@ def test_every_sampled_member_maps_to_supernet_slots(name):
     assert largest.resolution == 224 and largest.blocks[0].channels == shape.stem_channels
 
 
-def test_a_non_member_and_shufflenet_are_refused():
+def test_a_non_member_and_a_space_of_plain_conv_stages_are_refused(tmp_path):
     space = load_space("mobilenet_v2")
     wider = dataclasses.replace(extreme_arch(space, True), classes=3)
     with pytest.raises(UserError, match="not a member of space 'mobilenet_v2'"):
         member_slots(space, dataclasses.replace(wider, blocks=wider.blocks[:1] + wider.blocks[3:]))
-    with pytest.raises(UserError, match="supports spaces of ds and ir blocks"):
-        largest_shape(load_space("shufflenet_v2"))
+    shuffle = load_space("shufflenet_v2")
+    largest = extreme_arch(shuffle, True)
+    with pytest.raises(UserError, match="not a member of space 'shufflenet_v2'"):  # its max pool left out
+        member_slots(shuffle, dataclasses.replace(largest, blocks=largest.blocks[:1] + largest.blocks[2:]))
+    convs = tmp_path / "convs.yaml"
+    convs.write_text((REPO / "tests/spaces/tiny_ir.yaml").read_text().replace("block: ir", "block: cv"))
+    with pytest.raises(UserError, match="has stages of cv blocks: the supernet supports stages of ds, ir and sf"):
+        largest_shape(load_space(str(convs)))
+
+
+def test_shufflenet_channels_read_the_rows_of_the_supernet_channels_they_stand_for():
+    """Member concat [24 passed | 24 branch] of a stage whose largest is [122 | 122]: the member's channel 24 + i is
+    the supernet's 122 + i, so the next basic unit's odd half (member channels 1, 3, ..., 47) reads the rows of
+    the supernet's odd positions 0..11 and 61..72, and the next stage's down-sampling unit the rows 0..23 and
+    122..145; the largest member is the supernet itself."""
+    from mcunas.arch import parse_arch
+    from mcunas.supernet.net import channel_ids, weight_shapes
+
+    space = load_space("shufflenet_v2")
+    weights = {name: np.empty(dims, np.float32) for name, dims in weight_shapes(largest_shape(space)).items()}
+    arch = parse_arch("in_r128_c1-cv_k3_s2_c8-mp_k3_s2-sf_r3_k5_s2_c48-sf_r4_k5_s2_c96-sf_r2_k7_s2_c192-gap-fc_c2")
+    ids = channel_ids(arch, member_slots(space, arch), weights)
+    stage_1 = (*range(24), *range(122, 146))
+    assert ids["b3_concat"] == ids["b5_concat"] == ids["b6_down_dw"] == stage_1
+    assert ids["b4_odd"] == ids["b4_even"] == (*range(12), *range(61, 73))
+    assert ids["b10_concat"] == ids["gap"] == (*range(96), *range(488, 584))  # no head: fc_body reads these rows
+    assert "b6_down_pw" not in ids and "b6_pw2" not in ids  # a conv's outputs are its leading channels
+    largest = extreme_arch(space, True)
+    assert channel_ids(largest, member_slots(space, largest), weights) == {}
 
 
 def test_bench_members_spread_by_macs_run_from_the_smallest_to_the_largest():
@@ -61,9 +89,10 @@ def test_bench_members_spread_by_macs_run_from_the_smallest_to_the_largest():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["mobilenet_v2", "mnasnet", "mobilenet_v1"])
+@pytest.mark.parametrize("name", ["mobilenet_v2", "mnasnet", "mobilenet_v1", "shufflenet_v2"])
 def test_a_sliced_member_computes_exactly_what_its_keras_model_does(name):
-    """Weights copied from the supernet into the stand-alone Keras model: same outputs, same parameters."""
+    """Weights copied from the supernet into the stand-alone Keras model: same outputs, same parameters
+    (for shufflenet_v2 also the largest member, whose channels are all the supernet's in its own order)."""
     import tensorflow as tf
 
     from mcunas.cost import estimate
@@ -75,8 +104,9 @@ def test_a_sliced_member_computes_exactly_what_its_keras_model_does(name):
     rng = np.random.default_rng(0)
     weights = {k: tf.constant(v + rng.normal(0, 0.1, v.shape).astype(np.float32))  # beta, bias not 0
                for k, v in initial_weights(largest_shape(space), 1).items()}
-    for seed in (0, 1):
-        arch = dataclasses.replace(sample_arch(space, RandomTrial(seed)), resolution=48)
+    members = [sample_arch(space, RandomTrial(seed)) for seed in (0, 1)]
+    for arch in members + [extreme_arch(space, True)] * (name == "shufflenet_v2"):
+        arch = dataclasses.replace(arch, resolution=48)
         slots = member_slots(space, arch)
         images = rng.integers(0, 256, (70, 48, 48, arch.in_channels), dtype=np.uint8)
         stats = recalibrated_stats(weights, arch, slots, images)
@@ -157,9 +187,9 @@ def test_search_refuses_a_wrong_space_or_a_file_that_is_no_supernet(tmp_path, sy
     proc = run_cli(*base, "--supernet", fitting, "--sram", "1KB")
     assert_one_line_error(proc, "no member of space 'mobilenet_v2' fits")
     assert not list((tmp_path / "results").rglob("*.journal"))
-    proc = run_cli("supernet", "train", "--space", "shufflenet_v2", "--data", synth_data, "--out", tmp_path / "s.npz")
-    assert_one_line_error(proc, "supports spaces of ds and ir blocks")
-    assert not (tmp_path / "s.npz").exists()
+    shuffle = _tiny_supernet(tmp_path, "shufflenet_v2", synth_data.resolve())
+    assert_one_line_error(run_cli(*base, "--supernet", shuffle),
+                          "was trained for space 'shufflenet_v2', not space 'mobilenet_v2'")
 
 
 @pytest.mark.slow

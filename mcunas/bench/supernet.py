@@ -178,7 +178,7 @@ def _memory(data: str, tmp: str) -> dict:
     from mcunas.child import python_child
 
     figures = {"data": data}
-    for space in ("mobilenet_v1", "mobilenet_v2", "mnasnet"):
+    for space in ("mobilenet_v1", "mobilenet_v2", "mnasnet", "shufflenet_v2"):
         for resolution in (96, 160):
             out = Path(tmp) / f"{space}_{resolution}.npz"
             cmd, env = python_child("mcunas")

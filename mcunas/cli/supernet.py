@@ -18,7 +18,8 @@ def register(sub) -> None:
         description="Train a supernet for --space on the training split of --data (the validation share "
         "`mcunas search --seed` selects on is left out, with or without --eval-data): every step trains the largest, the smallest and two random "
         "members, the smaller ones distilled from the largest. Kernels are centre-cropped, channels and blocks "
-        "are the leading ones. Spaces of ds and ir blocks (mobilenet_v1, mobilenet_v2, mnasnet).")
+        "are the leading ones (behind a ShuffleNet unit each channel reads the rows of the supernet channel it "
+        "stands for). Spaces of ds, ir and sf blocks (mobilenet_v1, mobilenet_v2, mnasnet, shufflenet_v2).")
     t.add_argument("--space", required=True, help="space name in search_spaces/ or a YAML path")
     t.add_argument("--data", required=True, help="training data (any format `mcunas search --data` takes)")
     t.add_argument("--out", required=True, help="the supernet file to write, e.g. supernet.npz")

@@ -5,9 +5,13 @@ A supernet holds one set of weights for the space's largest member
 ``stem``, ``s<i>b<j>`` (block j of stage i, 0-based), ``head``, and two
 classifiers, ``fc_head`` (after the 1×1 head conv) and ``fc_body`` (spaces
 that can leave the head out: the classifier then reads the last stage, whose
-features are nothing like the head's).  A member uses the leading blocks of
-each stage (depth), the leading channels of every tensor (width, expansion,
-stem and head channels) and the centre of every kernel (kernel size).
+features are nothing like the head's); a max pool after the stem
+(ShuffleNet) is slot ``pool`` and has no weights.  A member uses the
+leading blocks of each stage (depth), the leading output channels of every
+conv (width, expansion, stem and head channels) and the centre of every
+kernel (kernel size).  Behind a ShuffleNet unit's concatenation a channel's
+place in the member is not its place in the supernet: which supernet
+channel it is, :func:`mcunas.supernet.net.channel_ids` says.
 
 :func:`member_slots` finds, from the architecture string alone, which slot
 each of a member's blocks is: stages that a space lets vanish (``n: [1, 0]``)
@@ -25,7 +29,7 @@ from mcunas.arch import Arch, Block
 from mcunas.errors import UserError
 from mcunas.spaces import Space, _resolve_channels, _stage_channels
 
-SUPPORTED_BLOCKS = ("ds", "ir")
+SUPPORTED_BLOCKS = ("ds", "ir", "sf")
 
 
 def _listed(value) -> list:
@@ -49,12 +53,12 @@ class Shape:
 
 
 def check_supported(space: Space) -> None:
-    """Refuse, in one line, a space whose blocks the supernet cannot slice (ShuffleNet's units, a max pool)."""
+    """Refuse, in one line, a space whose stages the supernet cannot slice (stages of plain convs or max pools)."""
     kinds = {stage["block"] for stage in space.spec["stages"]}
-    if "pool" in space.spec or not kinds <= set(SUPPORTED_BLOCKS):
-        raise UserError(f"space '{space.name}' has {', '.join(sorted(kinds - set(SUPPORTED_BLOCKS)) or ['mp'])} "
-                        "blocks: the supernet supports spaces of ds and ir blocks (mobilenet_v1, mobilenet_v2, "
-                        "mnasnet); search this space with ordinary training (no --supernet)")
+    if not kinds <= set(SUPPORTED_BLOCKS):
+        raise UserError(f"space '{space.name}' has stages of {', '.join(sorted(kinds - set(SUPPORTED_BLOCKS)))} "
+                        "blocks: the supernet supports stages of ds, ir and sf blocks (mobilenet_v1, mobilenet_v2, "
+                        "mnasnet, shufflenet_v2); search this space with ordinary training (no --supernet)")
 
 
 def largest_shape(space: Space) -> Shape:
@@ -97,8 +101,12 @@ def member_slots(space: Space, arch: Arch) -> dict[int, str]:
     divisor = int(spec.get("channel_divisor", 8))
     stages = spec["stages"]
     blocks = list(arch.blocks)
-    head = blocks[-1] if len(blocks) > 1 and blocks[-1].kind == "cv" else None
-    body = blocks[1:-1] if head else blocks[1:]
+    pool = spec.get("pool")
+    lead = 2 if pool else 1  # the stem, and the max pool after it
+    if pool and (len(blocks) < 2 or blocks[1] != Block("mp", int(pool["k"]), int(pool["s"]), 0)):
+        blocks = []  # not a member: the space's max pool is missing
+    head = blocks[-1] if len(blocks) > lead and blocks[-1].kind == "cv" else None
+    body = blocks[lead:-1] if head else blocks[lead:]
 
     def fits(block: Block, stage: dict, width: float) -> bool:
         return (block.kind == stage["block"] and block.stride == int(stage["s"])
@@ -120,8 +128,8 @@ def member_slots(space: Space, arch: Arch) -> dict[int, str]:
 
     for width in (float(w) for w in _listed(spec["width"])):
         found = match(0, 0, width)
-        if found is not None and blocks[0].kind == "cv":
-            slots, number = {1: "stem"}, 1
+        if found is not None and blocks and blocks[0].kind == "cv":
+            slots, number = ({1: "stem", 2: "pool"}, 2) if pool else ({1: "stem"}, 1)
             for block, stage in zip(body, found):
                 for j in range(block.repeats):
                     number += 1
@@ -147,6 +155,8 @@ def extreme_arch(space: Space, largest: bool) -> Arch:
     stem, head = spec["stem"], spec["head"]
     blocks = [Block("cv", int(stem["k"]), int(stem["s"]),
                     pick(_resolve_channels(c, stem.get("base_c", 32), width, divisor) for c in _listed(stem["c"])))]
+    if "pool" in spec:
+        blocks.append(Block("mp", int(spec["pool"]["k"]), int(spec["pool"]["s"]), 0))
     for stage in spec["stages"]:
         repeats = pick(_listed(stage["n"]))
         if repeats:

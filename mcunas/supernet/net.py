@@ -10,8 +10,11 @@ its outputs against the Keras model carrying the copied weights).  Per layer:
   one extra matrix per layer and kernel size and had no measurement here to
   justify it; centre cropping keeps the 3×3 kernels of every member the
   same weights, which the sandwich rule trains most often);
-* input and output channels are the **leading** ones (width, expansion,
-  stem and head choices), blocks the **leading** blocks of each stage;
+* output channels are the **leading** ones (width, expansion, stem and
+  head choices), blocks the **leading** blocks of each stage; input
+  channels are the leading ones too, except behind a ShuffleNet unit,
+  where each of the member's channels reads the kernel row of the supernet
+  channel it stands for (:func:`channel_ids`);
 * a grayscale member's stem sums the kernel over R, G, B: a gray image
   through it equals the same gray repeated in three channels through the
   RGB kernel;
@@ -53,6 +56,17 @@ def weight_shapes(shape: Shape) -> dict[str, tuple[int, ...]]:
     for i, stage in enumerate(shape.stages, start=1):
         for j in range(stage.repeats):
             slot, cin = f"s{i}b{j}", widest if j == 0 else stage.channels
+            if stage.kind == "sf":  # the down-sampling unit's extra branch; both read the whole input
+                half = stage.channels // 2
+                if j == 0 and stage.stride == 2:
+                    depthwise(f"{slot}_down_dw", stage.kernel, cin)
+                    conv(f"{slot}_down_pw", 1, cin, half)
+                else:
+                    cin = half  # a basic unit's branch reads half of its input
+                conv(f"{slot}_pw1", 1, cin, half)
+                depthwise(f"{slot}_dw", stage.kernel, half)
+                conv(f"{slot}_pw2", 1, half, half)
+                continue
             if stage.kind == "ds":
                 depthwise(f"{slot}_dw", stage.kernel, cin)
                 conv(f"{slot}_pw", 1, cin, stage.channels)
@@ -99,12 +113,51 @@ def weight_key(layer, slots: dict[int, str]) -> str:
     return slots[layer.block] + layer.name[len(prefix):]
 
 
-def sliced_kernel(full, layer):
-    """The member's kernel: centre ``layer.kernel``², leading channels; a 1-channel stem sums R, G, B."""
+def channel_ids(arch: Arch, slots: dict[int, str], weights) -> dict[str, tuple[int, ...]]:
+    """Layer name -> the supernet channel each of its output channels is, for outputs that are not simply the
+    supernet's leading channels (ShuffleNet units); a layer reading one of them takes those kernel rows.
+
+    A member's unit of C = 2h channels concatenates [passed half | branch half]; the supernet's unit
+    [H passed | H branch].  Member channel i < h is the supernet's channel i, member channel h + i is the
+    supernet's H + i (the branch's leading outputs).  The next unit's even / odd slices carry those
+    identities through: its member channel m is supernet channel ids[2m + offset], which the supernet's own
+    slice puts at position ids[2m + offset] // 2, so the basic unit's first 1×1 conv reads those rows.  Taking
+    "the leading channels of the concatenation" instead would feed the passed half of the member's odd
+    slice into weights the supernet trained on its branch half, and the other way round.  The parity rule
+    is exact when h and H are even (every width of shufflenet_v2.yaml: channel counts are multiples of 4);
+    a space with odd halves would have two channels share a row.  The passed half is named by its place
+    again at every concatenation: carried on, two units later some of its channels would be ones the
+    supernet's slices send into a branch (once h < H no naming matches both networks' data flow), and the
+    place keeps the rule one line.  Depthwise convs, the max pool and global
+    pooling keep their input's identities; a conv's outputs are the leading ones.  The largest member
+    is the supernet itself: no entry.
+    """
+    ids: dict[str, tuple[int, ...]] = {}
+    for layer in layers(arch):
+        source = ids.get(layer.inputs[0]) or tuple(range(layer.channels_in))
+        if layer.kind == "concat":
+            half, full = layer.channels_out // 2, weights[f"{slots[layer.block]}_pw2/gamma"].shape[0]
+            found = (*range(half), *range(full, full + half))
+        elif layer.kind == "slice":
+            found = tuple(c // 2 for c in source[layer.offset::2])
+        elif layer.kind in ("depthwise", "maxpool", "gap"):
+            found = source
+        else:
+            continue
+        if found != tuple(range(len(found))):
+            ids[layer.name] = found
+    return ids
+
+
+def sliced_kernel(full, layer, rows: tuple[int, ...] | None = None):
+    """The member's kernel: centre ``layer.kernel``², input channels ``rows`` (default: the leading ones),
+    leading output channels; a 1-channel stem sums R, G, B."""
     import tensorflow as tf
 
     cut = (full.shape[0] - layer.kernel) // 2
     kernel = full[cut:cut + layer.kernel, cut:cut + layer.kernel]
+    if rows is not None:
+        kernel = tf.gather(kernel, rows, axis=2)
     if layer.kind == "depthwise":
         return kernel[:, :, :layer.channels_in, :]
     if layer.inputs == ("input",) and layer.channels_in == 1 and full.shape[2] > 1:
@@ -131,17 +184,19 @@ def forward(weights, arch: Arch, slots: dict[int, str], x, stats: dict | None = 
 
     plan = list(layers(arch))
     last_reader = {name: i for i, layer in enumerate(plan) for name in layer.inputs}
+    ids = channel_ids(arch, slots, weights)
     out = {"input": x}
     for i, layer in enumerate(plan):
         inputs = [out.pop(name) if last_reader[name] == i else out[name] for name in layer.inputs]
+        rows = ids.get(layer.inputs[0])
         if layer.kind in ("conv", "depthwise"):
             key = weight_key(layer, slots)
-            kernel = sliced_kernel(weights[f"{key}/kernel"], layer)
+            kernel = sliced_kernel(weights[f"{key}/kernel"], layer, rows)
             if layer.kind == "conv":
                 y = tf.nn.conv2d(inputs[0], kernel, layer.stride, "SAME")
             else:
                 y = tf.nn.depthwise_conv2d(inputs[0], kernel, (1, layer.stride, layer.stride, 1), "SAME")
-            y = _batch_norm(y, weights, key, layer, stats, record)
+            y = _batch_norm(y, *bn_parameters(weights, key, layer, rows), layer, stats, record)
             if layer.activation == "relu6":
                 y = tf.nn.relu6(y)
             elif layer.activation == "relu":
@@ -149,12 +204,17 @@ def forward(weights, arch: Arch, slots: dict[int, str], x, stats: dict | None = 
             out[layer.name] = y
         elif layer.kind == "add":
             out[layer.name] = inputs[0] + inputs[1]
+        elif layer.kind == "maxpool":
+            out[layer.name] = tf.nn.max_pool2d(inputs[0], layer.kernel, layer.stride, "SAME")
+        elif layer.kind == "slice":
+            out[layer.name] = inputs[0][..., layer.offset::2]
+        elif layer.kind == "concat":
+            out[layer.name] = tf.concat(inputs, axis=-1)
         elif layer.kind == "gap":
             out[layer.name] = tf.reduce_mean(inputs[0], axis=(1, 2))
         elif layer.kind == "fc":
-            key = weight_key(layer, slots)
-            out[layer.name] = (tf.matmul(inputs[0], weights[f"{key}/kernel"][:layer.channels_in, :layer.channels_out])
-                               + weights[f"{key}/bias"][:layer.channels_out])
+            kernel, bias = classifier(weights, layer, slots, rows)
+            out[layer.name] = tf.matmul(inputs[0], kernel) + bias
         elif layer.kind == "softmax":
             return inputs[0]
         else:
@@ -162,12 +222,32 @@ def forward(weights, arch: Arch, slots: dict[int, str], x, stats: dict | None = 
     raise AssertionError("layers() always ends with softmax")
 
 
-def _batch_norm(y, weights, key: str, layer, stats: dict | None, record: dict | None):
+def bn_parameters(weights, key: str, layer, rows: tuple[int, ...] | None):
+    """The layer's BatchNorm ``(gamma, beta)``: the leading channels, or a depthwise conv's ``rows``
+    (its outputs are its input channels)."""
+    import tensorflow as tf
+
+    gamma, beta = weights[f"{key}/gamma"], weights[f"{key}/beta"]
+    if layer.kind == "depthwise" and rows is not None:
+        return tf.gather(gamma, rows), tf.gather(beta, rows)
+    return gamma[:layer.channels_out], beta[:layer.channels_out]
+
+
+def classifier(weights, layer, slots: dict[int, str], rows: tuple[int, ...] | None):
+    """The classifier's ``(kernel, bias)``: input rows ``rows`` (default: the leading ones)."""
+    import tensorflow as tf
+
+    key = weight_key(layer, slots)
+    kernel = weights[f"{key}/kernel"]
+    kernel = tf.gather(kernel, rows) if rows is not None else kernel[:layer.channels_in]
+    return kernel[:, :layer.channels_out], weights[f"{key}/bias"][:layer.channels_out]
+
+
+def _batch_norm(y, gamma, beta, layer, stats: dict | None, record: dict | None):
     """The layer's BatchNorm: with its ``stats``, or the batch's (recorded in ``record``)."""
     import tensorflow as tf
 
     channels = layer.channels_out
-    gamma, beta = weights[f"{key}/gamma"][:channels], weights[f"{key}/beta"][:channels]
     if stats is not None:
         mean, variance = stats[layer.name]
         return tf.compat.v1.nn.fused_batch_norm(y, gamma, beta, mean, variance, BN_EPSILON, is_training=False)[0]

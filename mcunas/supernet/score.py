@@ -140,19 +140,16 @@ def copy_into_keras(model, weights, arch, slots, stats) -> None:
     builder gives them, so the model computes what the sliced member does.
     """
     from mcunas.arch import layers
-    from mcunas.supernet.net import sliced_kernel, weight_key
+    from mcunas.supernet.net import bn_parameters, channel_ids, classifier, sliced_kernel, weight_key
 
+    ids = channel_ids(arch, slots, weights)
     for layer in layers(arch):
+        rows = ids.get(layer.inputs[0])
         if layer.kind in ("conv", "depthwise"):
             key = weight_key(layer, slots)
-            model.get_layer(layer.name).set_weights([np.asarray(sliced_kernel(weights[f"{key}/kernel"], layer))])
-            c = layer.channels_out
+            model.get_layer(layer.name).set_weights([np.asarray(sliced_kernel(weights[f"{key}/kernel"], layer, rows))])
             mean, variance = stats[layer.name]
             model.get_layer(f"{layer.name}_bn").set_weights(
-                [np.asarray(weights[f"{key}/gamma"][:c]), np.asarray(weights[f"{key}/beta"][:c]),
-                 np.asarray(mean), np.asarray(variance)])
+                [*map(np.asarray, bn_parameters(weights, key, layer, rows)), np.asarray(mean), np.asarray(variance)])
         elif layer.kind == "fc":
-            key = weight_key(layer, slots)
-            model.get_layer(layer.name).set_weights(
-                [np.asarray(weights[f"{key}/kernel"][:layer.channels_in, :layer.channels_out]),
-                 np.asarray(weights[f"{key}/bias"][:layer.channels_out])])
+            model.get_layer(layer.name).set_weights([*map(np.asarray, classifier(weights, layer, slots, rows))])
