@@ -7,7 +7,7 @@ Once-for-All, each member's statistics are recomputed on
 is scored on the campaign's validation set (the same images ordinary
 candidates are selected on).  The supernet file is read once per worker
 process (:func:`loaded`), and so is the campaign's split at each resolution
-(:func:`_scoring_sets`), so a warm worker scores candidate after candidate.
+(:func:`scoring_sets`), so a warm worker scores candidate after candidate.
 
 A score is two forward passes of the member's ~300 ops: one over the 256
 calibration images (BatchNorm on the batch's statistics, which it records)
@@ -16,8 +16,9 @@ passes as memory allows: :func:`batch_for` images per pass, all 256 up to
 96 px (the campaign's default), fewer above, with the statistics pooled.
 The forward pass keeps only the tensors still to be read and runs
 BatchNorm as one fused op (:func:`mcunas.supernet.net.forward`): at 96 px
-that made a score 2.3-2.8 times faster than six-op BatchNorm with
-every layer's output held.
+that made a score 2.2 times faster than six-op BatchNorm with every
+layer's output held (tests/bench/supernet_score_time.py, both versions
+alternated on one machine).
 """
 
 from __future__ import annotations
@@ -105,8 +106,11 @@ def _scoring_sets(data: str, eval_data: str | None, resolution: int, channels: i
     return calibration_images(sets["train"][0], seed), *sets["val"]
 
 
-def _stamp(*folders) -> tuple:
-    return tuple(Path(f).stat().st_mtime_ns for f in folders if f)
+def scoring_sets(data: str, eval_data: str | None, resolution: int, channels: int, split_seed: int, seed: int):
+    """``(calibration images, validation images, validation labels)`` a member at ``resolution`` and
+    ``channels`` is scored on: read once per process, again only when a folder changes."""
+    stamp = tuple(Path(f).stat().st_mtime_ns for f in (data, eval_data) if f)
+    return _scoring_sets(data, eval_data, resolution, channels, split_seed, seed, stamp)
 
 
 def prepared_member(job):
@@ -118,8 +122,8 @@ def prepared_member(job):
     _, space, weights = loaded(job.supernet)
     arch = parse_arch(job.arch)
     slots = member_slots(space, arch)
-    calibration, *val = _scoring_sets(job.data, job.eval_data, arch.resolution, arch.in_channels, job.split_seed,
-                                      job.seed, _stamp(job.data, job.eval_data))
+    calibration, *val = scoring_sets(job.data, job.eval_data, arch.resolution, arch.in_channels, job.split_seed,
+                                     job.seed)
     stats = recalibrated_stats(weights, arch, slots, calibration)
     return weights, arch, slots, stats, val
 

@@ -13,11 +13,10 @@ import dataclasses
 import json
 import sys
 
-from mcunas.data import train_val_test
 from mcunas.spaces import RandomTrial, load_space, sample_arch
 from mcunas.supernet import net
 from mcunas.supernet.members import member_slots
-from mcunas.supernet.score import calibration_images, member_accuracy, recalibrated_stats
+from mcunas.supernet.score import member_accuracy, recalibrated_stats, scoring_sets
 from mcunas.supernet.train import train_supernet
 
 data, epochs, resolution, count = sys.argv[1], *map(int, sys.argv[2:5])
@@ -30,10 +29,10 @@ for rule, ids in (("identity", built), ("leading", lambda arch, slots, weights: 
     weights, meta = train_supernet(space, data, epochs, resolution)
     scores[rule] = []
     for arch in members:
-        sets = train_val_test(data, None, resolution, arch.in_channels, 0)
+        calibration, *val = scoring_sets(data, None, resolution, arch.in_channels, 0, 0)
         slots = member_slots(space, arch)
-        stats = recalibrated_stats(weights, arch, slots, calibration_images(sets["train"][0], 0))
-        scores[rule].append(member_accuracy(weights, arch, slots, stats, *sets["val"]))
+        stats = recalibrated_stats(weights, arch, slots, calibration)
+        scores[rule].append(member_accuracy(weights, arch, slots, stats, *val))
     print(json.dumps({"rule": rule, "train_s": meta["train_s"], "scores": scores[rule]}), flush=True)
 net.channel_ids = built
 pairs = list(zip(scores["identity"], scores["leading"]))

@@ -38,7 +38,6 @@ def main() -> int:
 
     from mcunas.arch import parse_arch
     from mcunas.bench.supernet import bench_members, demo_set
-    from mcunas.data import train_val_test
     from mcunas.spaces import load_space
     from mcunas.supernet import score
     from mcunas.supernet.members import largest_shape, member_slots
@@ -48,18 +47,11 @@ def main() -> int:
     weights = {k: tf.constant(v) for k, v in initial_weights(largest_shape(space), 0).items()}
     with tempfile.TemporaryDirectory() as tmp:
         data = demo_set(Path(tmp) / "demo", 0, a.demo_images)
-        sets = {}
-
-        def scoring_set(channels: int):
-            if channels not in sets:
-                split = train_val_test(data, None, a.resolution, channels, 0)
-                sets[channels] = (score.calibration_images(split["train"][0], 0), *split["val"])
-            return sets[channels]
 
         def timed(text: str):
             arch = parse_arch(text)
             slots = member_slots(space, arch)
-            calibration, images, labels = scoring_set(arch.in_channels)
+            calibration, images, labels = score.scoring_sets(data, None, a.resolution, arch.in_channels, 0, 0)
             start = time.perf_counter()
             stats = score.recalibrated_stats(weights, arch, slots, calibration)
             middle = time.perf_counter()
