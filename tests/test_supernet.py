@@ -169,6 +169,19 @@ def _tiny_supernet(tmp_path, space_name="mobilenet_v1", data="x"):
     return path
 
 
+def test_a_supernet_file_moved_from_its_checkout_finds_its_space_by_name(tmp_path):
+    """The file names the space's YAML where it was trained; copied to another machine, that path is gone,
+    and the worker once failed every score with "unknown search space '/elsewhere/...'"."""
+    from mcunas.supernet import file, score
+
+    path = _tiny_supernet(tmp_path, "mobilenet_v2")
+    meta, weights = file.load_supernet(path)
+    file.save_supernet(path, weights, {**meta, "space_file": str(tmp_path / "gone/search_spaces/mobilenet_v2.yaml")})
+    _, space, tensors = score.loaded(path)
+    assert space.name == "mobilenet_v2" and space.path == load_space("mobilenet_v2").path
+    assert sorted(tensors) == sorted(weights)
+
+
 def test_search_refuses_a_wrong_space_or_a_file_that_is_no_supernet(tmp_path, synth_data):
     base = ["search", "--space", "mobilenet_v2", "--data", synth_data, "--study", "bad",
             "--results-dir", tmp_path / "results"]

@@ -46,7 +46,9 @@ def _loaded(path: str, mtime_ns: int):
     from mcunas.supernet.file import load_supernet
 
     meta, weights = load_supernet(Path(path))
-    return meta, load_space(meta.get("space_file", meta["space"])), {name: tf.constant(value) for name, value in weights.items()}
+    space_file = meta.get("space_file")  # gone when the file was made in another checkout or on another machine
+    space = load_space(space_file if space_file and Path(space_file).is_file() else meta["space"])
+    return meta, space, {name: tf.constant(value) for name, value in weights.items()}
 
 
 def loaded(path: str):
