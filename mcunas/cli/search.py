@@ -46,7 +46,8 @@ def register(sub) -> None:
       "stratified validation share of --data and only reports test accuracy")
     a("--study", help="study name (default demo)")
     a("--storage", help="Optuna storage URL (default: journal file results/<study>/study.journal)")
-    a("--n-trials", type=int, help="trained candidates this run adds; rejections do not count (default 4)")
+    a("--n-trials", type=int, help="trained candidates this run adds (with --supernet: scored ones); rejections do "
+      "not count (default 4)")
     a("--timeout", help="stop starting new candidates after this long, e.g. 8h, 30m, 90s")
     a("--candidate-timeout", help="kill a candidate's training worker and fail the trial after this long, e.g. "
       "20m (default: 10x the expected training time from epochs, images and MACs, at least 10m)")

@@ -31,6 +31,8 @@ from mcunas.search.storage import RESULTS_DIR
 
 WHY_NO_MODEL = {
     "rejected": "was rejected before training ({reason}): it has no model",
+    "scored": "was scored with supernet weights, never trained: it has no model; its study's finalists are "
+              "trained (--finalists K)",
     "failed": "failed ({reason}): it has no model",
     "pruned": "was pruned during training: it has no model",
     "running": "is still running: it has no model yet",

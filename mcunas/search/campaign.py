@@ -236,15 +236,16 @@ class _Run:
 
     A rejected candidate is told at once; a fitting one is trained (or, if the
     same network was trained before in this study, its result is reused).
-    ``n_trials`` counts trained candidates, so the run stops itself when
-    enough were trained, after too many rejections in a row (the sampler
+    ``n_trials`` counts trained candidates (scored ones with a supernet), so
+    the run stops itself when enough were, after too many rejections in a row (the sampler
     keeps proposing misfits) or failures in a row (the setup is broken).
     """
 
     def __init__(self, c: Campaign, study, progress: Progress):
         self.c, self.study, self.progress = c, study, progress
         self.trained_before = {} if c.supernet else _trained_results(study)  # a finalist's result is no score
-        self.counts = {"trained": 0, "rejected": 0, "failed": 0, "pruned": 0}
+        self.done = "scored" if c.supernet else "trained"  # what --n-trials counts
+        self.counts = {self.done: 0, "rejected": 0, "failed": 0, "pruned": 0}
         self.rejections_in_a_row = 0
         self.failures_in_a_row = 0
         self.last_failure = ""
@@ -260,7 +261,7 @@ class _Run:
             self._rejected(trial, reasons)
             return objective_values(c.objectives, costs, c.budget, None)
         self.rejections_in_a_row = 0
-        self.counts["trained"] += 1  # taken back if it is pruned or fails
+        self.counts[self.done] += 1  # taken back if it is pruned or fails
         if not c.needs_training:
             self.progress.trained(trial.number, arch, None)
             return objective_values(c.objectives, costs, c.budget, None)
@@ -306,7 +307,7 @@ class _Run:
             self.failures_in_a_row = 0
             return result
         trial.set_user_attr("fail_reason", result["error"])
-        self.counts["trained"] -= 1
+        self.counts[self.done] -= 1
         self.counts["failed"] += 1
         self.failures_in_a_row += 1
         self.last_failure = f"{result['error']} (trial {trial.number})"
@@ -319,7 +320,7 @@ class _Run:
         """Count a stopped candidate (not as trained: ``--n-trials`` counts finished ones) and stop it."""
         import optuna
 
-        self.counts["trained"] -= 1
+        self.counts[self.done] -= 1
         self.counts["pruned"] += 1
         self.progress.note(f"trial {trial.number} {why}")
         raise optuna.TrialPruned(why)
@@ -337,7 +338,7 @@ class _Run:
             write_results(study, self.c, self.counts, plots=plots)
             if plots:
                 self.plotted_at = time.monotonic()
-        if self.counts["trained"] >= self.c.n_trials:
+        if self.counts[self.done] >= self.c.n_trials:
             study.stop()
 
     def check_gave_up(self, share: float) -> None:
@@ -396,12 +397,12 @@ def run_campaign(c: Campaign) -> dict:
 
         run.counts["finalists"] = train_finalists(c, study, share)
         paths = write_results(study, c, run.counts)
-    if c.timeout_s is not None and run.counts["trained"] < c.n_trials:
-        run.progress.note(f"timeout reached after {plural(run.counts['trained'], 'trained candidate')}")
+    if c.timeout_s is not None and run.counts[run.done] < c.n_trials:
+        run.progress.note(f"timeout reached after {plural(run.counts[run.done], run.done + ' candidate')}")
     elapsed = time.monotonic() - start
     figures = {**run.counts, "elapsed_s": round(elapsed, 1)}
     if not c.needs_training and elapsed:  # a throughput only means something without training in between
-        figures["candidates_per_s"] = round((run.counts["trained"] + run.counts["rejected"]) / elapsed, 1)
+        figures["candidates_per_s"] = round((run.counts[run.done] + run.counts["rejected"]) / elapsed, 1)
     return {**figures, **paths}
 
 

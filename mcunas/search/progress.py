@@ -20,7 +20,7 @@ class Progress:
         self.start = time.monotonic()
         self.n_trained = self.n_rejected = self.n_failed = 0
         self.best: tuple[float, str] | None = None
-        self.best_label = "int8"  # "supernet" while candidates are scored, not trained
+        self.best_label, self.done_label = "int8", "trained"  # "supernet", "scored" while candidates are scored
         self._last_line = 0.0
         self.note(f"{share_fits:.1%} of the space fits the budget (1,000 random samples)")
 
@@ -33,7 +33,7 @@ class Progress:
                 remaining = min(remaining, max(0.0, self.timeout_s - elapsed))
             eta = f", ETA {format_duration(remaining)}"
         best = f" | best {self.best_label} {self.best[0]:.3f} (trial {self.best[1]})" if self.best else ""
-        return (f"[trained {self.n_trained}/{self.n_trials}, rejected {self.n_rejected}, failed {self.n_failed}"
+        return (f"[{self.done_label} {self.n_trained}/{self.n_trials}, rejected {self.n_rejected}, failed {self.n_failed}"
                 f"{best} | {format_duration(elapsed)} elapsed{eta}]")
 
     def note(self, text: str) -> None:
@@ -72,7 +72,7 @@ class Progress:
 
     def scored(self, number: int, arch: str, result: dict) -> None:
         """A candidate scored with supernet weights (``mcunas search --supernet``): one line each, as trained ones."""
-        self.n_trained, self.best_label = self.n_trained + 1, "supernet"
+        self.n_trained, self.best_label, self.done_label = self.n_trained + 1, "supernet", "scored"
         acc = result["supernet_accuracy"]
         if self.best is None or acc > self.best[0]:
             self.best = (acc, str(number))

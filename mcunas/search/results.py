@@ -39,6 +39,8 @@ def trials_frame(study) -> pd.DataFrame:
                   "WAITING": "waiting"}[t.state.name]
         if status == "trained" and "rejected" in attrs:
             status = "rejected"
+        elif status == "trained" and "supernet_accuracy" in attrs and "int8_accuracy" not in attrs:
+            status = "scored"  # weights from a supernet, never trained (its finalists are)
         row = {"study": study.study_name, "number": t.number, "status": status, "arch": attrs.get("arch")}
         row.update({k: attrs.get("costs", {}).get(k) for k in COST_COLUMNS})
         row.update({k: attrs.get(k) for k in RESULT_COLUMNS})
@@ -210,7 +212,7 @@ def _about(study, campaign, df: pd.DataFrame) -> dict:
             "test_images": test_images, "majority": attrs.get("majority_test_accuracy"), "subtitle": subtitle}
 
 
-STATUSES = ("trained", "rejected", "failed", "pruned", "running")
+STATUSES = ("trained", "scored", "rejected", "failed", "pruned", "running")
 
 
 def status_counts(df: pd.DataFrame) -> dict[str, int]:
@@ -260,7 +262,7 @@ def write_results(study, campaign, run_counts: dict | None = None, plots: bool =
     trained = df[(df.status == "trained") & df.feasible & df.int8_accuracy.notna()]
     rejected = df[df.status == "rejected"]
     stopped = df[(df.status == "pruned") & df.rung_accuracy.notna()]
-    scored = df[(df.status == "trained") & df.feasible & df.int8_accuracy.isna() & df.supernet_accuracy.notna()]
+    scored = df[(df.status == "scored") & df.feasible]
     about = _about(study, campaign, df)
     paths = {"trials_csv": str(out / "trials.csv")}
     sram_key, flash_key = budget.key("sram"), budget.key("flash")
