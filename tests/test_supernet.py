@@ -220,7 +220,7 @@ def test_search_scores_with_a_supernet_and_trains_a_finalist(tmp_path, synth_dat
     proc = run_cli(*args)
     assert proc.returncode == 0, proc.stderr
     figures = json.loads(proc.stdout)
-    assert figures["scored"] == 4 and figures["finalists"] == 1 and "trained" not in figures
+    assert figures["scored"] == 4 and figures["finalists"] == 1 and figures["trained"] == 1  # the finalist
     assert "[scored 4/4," in proc.stderr
     out = tmp_path / "results/sn"  # the run's last write redraws the plots, which it skips between trials
     assert all((out / png).stat().st_mtime_ns >= (out / "trials.csv").stat().st_mtime_ns
@@ -228,7 +228,7 @@ def test_search_scores_with_a_supernet_and_trains_a_finalist(tmp_path, synth_dat
     table = pd.read_csv(out / "trials.csv")  # a user reads the scores there, and which trial each finalist was
     assert table.supernet_accuracy.between(0, 1).sum() == 4 and table.finalist_of.notna().sum() == 1
     assert (table.status == "scored").sum() == 4 and table[table.status == "trained"].finalist_of.notna().all()
-    assert "4 scored" in (out / "summary.md").read_text()
+    assert "- this run: 1 trained, 4 scored," in (out / "summary.md").read_text()
     scored_number = int(table[table.status == "scored"].number.iloc[0])  # a scored trial has no model to export
     assert_one_line_error(run_cli("export", "--study", "sn", "--trial", scored_number, "--storage",
                                   out / "study.journal", "--out", tmp_path / "x"), "was scored with supernet weights")

@@ -395,7 +395,9 @@ def run_campaign(c: Campaign) -> dict:
     if c.supernet and c.finalists:
         from mcunas.search.supernet import train_finalists
 
-        run.counts["finalists"] = train_finalists(c, study, share)
+        finals = train_finalists(c, study, share)
+        run.counts.update(finalists=finals["finalists"], trained=finals.get("trained", 0),
+                          failed=run.counts["failed"] + finals.get("failed", 0))
         paths = write_results(study, c, run.counts)
     if c.timeout_s is not None and run.counts[run.done] < c.n_trials:
         run.progress.note(f"timeout reached after {plural(run.counts[run.done], run.done + ' candidate')}")

@@ -85,8 +85,9 @@ def choose_finalists(study, objectives: list[str], k: int) -> list:
     return chosen[:k]
 
 
-def train_finalists(c, study, share: float) -> int:
-    """Queue and train the finalists not yet trained, queued or running; how many finalists there are."""
+def train_finalists(c, study, share: float) -> dict[str, int]:
+    """Queue and train the finalists not yet trained, queued or running; ``{"finalists": how many there are,
+    "trained": how many this run trained, "failed": ...}`` (the run's counts, which ``summary.md`` shows)."""
     import dataclasses
 
     import optuna
@@ -100,7 +101,7 @@ def train_finalists(c, study, share: float) -> int:
                                                               optuna.trial.TrialState.WAITING)}
     todo = [t for t in chosen if t.user_attrs["arch"] not in taken]
     if not todo:
-        return len(chosen)
+        return {"finalists": len(chosen)}
     for t in todo:
         study.enqueue_trial(t.params, user_attrs={"finalist_of": t.number, "arch": t.user_attrs["arch"]})
     final = dataclasses.replace(c, supernet=None, n_trials=len(todo),
@@ -111,4 +112,4 @@ def train_finalists(c, study, share: float) -> int:
     run = _Run(final, study, progress)
     study.optimize(run.objective, n_trials=len(todo), callbacks=[run.after_trial], catch=(CandidateFailed,),
                    gc_after_trial=False)
-    return len(chosen)
+    return {"finalists": len(chosen), "trained": run.counts["trained"], "failed": run.counts["failed"]}
