@@ -169,6 +169,33 @@ def _tiny_supernet(tmp_path, space_name="mobilenet_v1", data="x"):
     return path
 
 
+def test_residual_blocks_start_as_the_identity_so_a_shallower_member_computes_the_same_at_first():
+    """BigNAS's initialisation: gamma 0 on each residual block's projection.  At initialisation, then, a
+    member that leaves out the trailing blocks of its stages computes exactly what the deepest does; the
+    stride-2 first blocks and the non-residual first stage keep gamma 1."""
+    import tensorflow as tf
+
+    from mcunas.supernet.net import forward, initial_weights
+
+    space = load_space("mobilenet_v2")
+    weights = initial_weights(largest_shape(space), 0)
+    zero = sorted(k for k, v in weights.items() if k.endswith("/gamma") and not v.any())
+    assert zero == sorted(f"s{i}b{j}_project/gamma" for i, n in ((2, 3), (3, 4), (4, 4), (5, 4), (6, 4))
+                          for j in range(1, n))
+    assert weights["s2b0_project/gamma"].min() == 1 and weights["s1b0_project/gamma"].min() == 1
+    assert not [k for k, v in initial_weights(largest_shape(load_space("mobilenet_v1")), 0).items()
+                if k.endswith("/gamma") and not v.any()]  # no residual blocks
+    deep = dataclasses.replace(extreme_arch(space, True), resolution=32)
+    shallow = dataclasses.replace(deep, blocks=tuple(
+        dataclasses.replace(b, repeats=1) if b.kind == "ir" else b for b in deep.blocks))
+    assert shallow != deep and sum(b.repeats for b in shallow.blocks) < sum(b.repeats for b in deep.blocks)
+    x = tf.constant(np.random.default_rng(0).random((4, 32, 32, 3), np.float32))
+    tensors = {k: tf.constant(v) for k, v in weights.items()}
+    logits = [forward(tensors, a, member_slots(space, a), x).numpy() for a in (deep, shallow)]
+    np.testing.assert_allclose(logits[0], logits[1], rtol=1e-5, atol=1e-5)
+    assert np.abs(logits[0]).max() > 1e-3  # not trivially zero
+
+
 def test_a_supernet_file_moved_from_its_checkout_finds_its_space_by_name(tmp_path):
     """The file names the space's YAML where it was trained; copied to another machine, that path is gone,
     and the worker once failed every score with "unknown search space '/elsewhere/...'"."""

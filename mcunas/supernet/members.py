@@ -45,7 +45,8 @@ class Shape:
     stem_kernel: int
     stem_stride: int
     stem_channels: int
-    stages: tuple[Block, ...]  # per stage: kind, largest kernel, stride, widest channels, largest expansion, deepest
+    stages: tuple[Block, ...]  # per stage: kind, largest kernel, stride, widest channels, largest expansion, deepest,
+    # and skip: whether some member's blocks of the stage add their input (the supernet's residual blocks)
     head_channels: int  # 0: no space member has a head conv
     head_optional: bool  # some members leave the head out (the classifier reads the last stage)
     classes: int
@@ -75,7 +76,7 @@ def largest_shape(space: Space) -> Shape:
     stages = tuple(
         Block(stage["block"], max(_listed(stage["k"])), int(stage["s"]),
               max(_stage_channels(stage["c"], w, divisor, stage.get("published")) for w in widths),
-              max(_listed(stage.get("e", 1))), max(_listed(stage["n"])))
+              max(_listed(stage.get("e", 1))), max(_listed(stage["n"])), True in _listed(stage.get("skip", True)))
         for stage in spec["stages"])
     return Shape(
         in_channels=max(_listed(spec["input"]["channels"])),

@@ -87,11 +87,28 @@ def weight_shapes(shape: Shape) -> dict[str, tuple[int, ...]]:
 
 def initial_weights(shape: Shape, seed: int) -> dict[str, np.ndarray]:
     """He-initialised kernels (fan-in K×K for depthwise, as the Keras builder), BatchNorm gamma 1 / beta 0,
-    Glorot-uniform classifiers with zero bias."""
+    Glorot-uniform classifiers with zero bias; except, as in BigNAS, gamma 0 on the projection of every
+    residual block, so each starts as the identity.
+
+    Why the exception: a member takes the leading blocks of each stage, and a
+    residual block that starts as the identity changes little when it is left
+    out, so shallow and deep members can share the blocks they have in common.
+    Measured (mobilenet_v2, 4 epochs at 48 px on the 2000-image generated
+    set, 12 members spread by MACs and the largest, scored as a search scores
+    them): every one of the 13 scored higher, by 4-11 points, mean 0.728
+    against 0.655 (README, "Weight-sharing supernet").  Blocks after the first
+    of an ``ir`` stage are the residual ones (stride 1, same channels); a stage
+    whose members may drop the skip (mnasnet's ``skip: [true, false]``) gets it
+    too, its gamma learns away from 0 like any weight.
+    """
     rng = np.random.default_rng(seed)
+    residual = {f"s{i}b{j}_project/gamma" for i, stage in enumerate(shape.stages, start=1)
+                if stage.kind == "ir" and stage.skip for j in range(1, stage.repeats)}
     weights = {}
     for name, dims in weight_shapes(shape).items():
-        if name.endswith("/gamma"):
+        if name in residual:
+            weights[name] = np.zeros(dims, np.float32)
+        elif name.endswith("/gamma"):
             weights[name] = np.ones(dims, np.float32)
         elif name.endswith(("/beta", "/bias")):
             weights[name] = np.zeros(dims, np.float32)
