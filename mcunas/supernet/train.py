@@ -12,6 +12,10 @@ Resolution is elastic where the space searches it, as in Once-for-All:
 each step draws one of the space's resolutions and all four members run on
 the batch resized (antialiased) to it, from the largest size it was loaded
 at.  Scoring recalibrates BatchNorm at each member's own resolution.
+
+At the end of every epoch the channels internal to a block are sorted by
+importance (:mod:`mcunas.supernet.sort`), Adam's moments with them, so the
+leading channels narrower members take are the ones the largest relies on.
 ``resolution`` trains at that one size instead: cheaper, and what to use
 when the search will only look at sizes near it.
 
@@ -34,6 +38,7 @@ import numpy as np
 
 from mcunas.spaces import RandomTrial, Space, sample_arch
 from mcunas.supernet.members import extreme_arch, largest_shape, member_slots
+from mcunas.supernet.sort import sort_channels
 
 LEARNING_RATE = 2e-3
 RANDOM_MEMBERS = 2
@@ -81,7 +86,7 @@ def train_supernet(space: Space, data: str, epochs: int, resolution: int | None,
             return compiled[key]
         return fn
 
-    start = time.perf_counter()
+    start, sort_s = time.perf_counter(), 0.0
     for epoch in range(1, epochs + 1):
         epoch_start, losses = time.perf_counter(), []
         for x, y in dataset:
@@ -91,6 +96,9 @@ def train_supernet(space: Space, data: str, epochs: int, resolution: int | None,
             members = [dataclasses.replace(arch, resolution=size) for arch in
                        ends + [sample_arch(space, sampler) for _ in range(RANDOM_MEMBERS)]]
             losses.append(_sandwich_step(step_of, members, x, y, optimizer, variables, names))
+        sort_start = time.perf_counter()
+        sort_channels(variables, space, optimizer)
+        sort_s += time.perf_counter() - sort_start
         elapsed = time.perf_counter() - start
         left = elapsed / epoch * (epochs - epoch)
         log(f"mcunas: supernet epoch {epoch}/{epochs}: largest member's loss {sum(losses) / len(losses):.3f}, "
@@ -99,7 +107,7 @@ def train_supernet(space: Space, data: str, epochs: int, resolution: int | None,
     meta = {"space": space.name, "space_file": str(space.path.resolve()), "space_sha256": space_fingerprint(space),
             "data": str(data), "split_seed": seed, "epochs": epochs, "batch": batch,
             "resolutions": list(sizes), "train_images": len(y_train),
-            "train_s": round(time.perf_counter() - start, 1),
+            "train_s": round(time.perf_counter() - start, 1), "sort_s": round(sort_s, 2),
             "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             "parameters": int(sum(w.size for w in weights.values()))}
     return weights, meta
