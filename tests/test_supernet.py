@@ -277,17 +277,17 @@ def test_sorting_channels_keeps_the_largest_member_and_moves_adam_moments_along(
         assert next(g[2] for g in groups if g[0] == "s2b0_project/kernel") == 48
         assert variables["s2b0_project/kernel"].shape[2] == 96
     for key, variable in variables.items():
-        order, dim = touched.get(key, (None, None))
-
-        def move(a):
-            if order is None:
-                return a
-            whole = np.arange(a.shape[dim])
-            whole[:len(order)] = order
-            return np.take(a, whole, axis=dim)
-
-        np.testing.assert_array_equal(variable.numpy(), move(before[key]))
+        np.testing.assert_array_equal(variable.numpy(), _moved(before[key], *touched.get(key, (None, None))))
         for slot, start in zip(adam_moments(optimizer, variable), moments[key]):
-            np.testing.assert_array_equal(slot.numpy(), move(start))
+            np.testing.assert_array_equal(slot.numpy(), _moved(start, *touched.get(key, (None, None))))
     assert len(touched) > 30 and any(not np.array_equal(m, n.numpy()) for m, n in
                                      zip(moments["s2b0_dw/kernel"], adam_moments(optimizer, variables["s2b0_dw/kernel"])))
+
+
+def _moved(array, order, axis):
+    """``array`` with its leading channels on ``axis`` in ``order`` (unchanged without one)."""
+    if order is None:
+        return array
+    whole = np.arange(array.shape[axis])
+    whole[:len(order)] = order
+    return np.take(array, whole, axis=axis)
