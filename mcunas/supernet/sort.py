@@ -33,9 +33,14 @@ without changing some member that reads another stage's output through
 the same rows.  Depthwise-separable (``ds``) blocks and blocks without an
 expansion conv have no internal channels.
 
-The supernet sorts at the end of every epoch (:mod:`mcunas.supernet.train`):
-it trains every member from the first step, so there is no "elastic width
-starts here" moment at which Once-for-All sorts once.  Adam's two moment
+``train_supernet(sort=True)`` sorts after every epoch but the last
+(:mod:`mcunas.supernet.train`): the sandwich rule trains every member from
+the first step, so there is no "elastic width starts here" moment at which
+Once-for-All sorts, and a sort after the last epoch would hand narrower
+members channels they never trained with.  It is off by default:
+tests/bench/supernet_sorting.py measured it worse than no sorting after 3
+epochs and equal within noise after 6 (each sort moved 67-100 % of the
+sorted channels).  Adam's two moment
 slots of each permuted weight are permuted with it: Adam's update is
 elementwise, so each weight goes on with its own gradient history, where
 unpermuted moments would push every moved channel with another channel's.
