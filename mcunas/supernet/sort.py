@@ -24,14 +24,16 @@ Only channels internal to one block are sorted (:func:`channel_groups`):
 Of each, only the leading channels the space's largest member uses are
 permuted (:func:`channel_groups` says why there can be more).
 
-Stage widths and the stem are left alone: a stage's channels are written by
-every block's projection and added through the residuals, and read by the
-next stages' first blocks, whose rows are shared with whichever earlier
-stage a member ends on (a stage may vanish), by the head and by
-``fc_body``; one permutation cannot be applied to all those readers
-without changing some member that reads another stage's output through
-the same rows.  Depthwise-separable (``ds``) blocks and blocks without an
-expansion conv have no internal channels.
+Stage widths and the stem are left alone.  A stage's channels are written
+by every block's projection (added through the residuals) and read by the
+next stage's first block, whose rows are the same for whichever earlier
+stage a member continues from when a stage may vanish (in mobilenet_v2 the
+head reads stage 6 or stage 7 through the same rows): one permutation would
+have to serve every stage sharing those rows, and the largest member would
+keep its function only where none can vanish in between.  With the block-
+internal sort measured no better (below), that was not built.  Depthwise-
+separable (``ds``) blocks and blocks without an expansion conv have no
+internal channels.
 
 ``train_supernet(sort=True)`` sorts after every epoch but the last
 (:mod:`mcunas.supernet.train`): the sandwich rule trains every member from
@@ -40,10 +42,11 @@ Once-for-All sorts, and a sort after the last epoch would hand narrower
 members channels they never trained with.  It is off by default:
 tests/bench/supernet_sorting.py measured it worse than no sorting after 3
 epochs and equal within noise after 6 (each sort moved 67-100 % of the
-sorted channels).  Adam's two moment
-slots of each permuted weight are permuted with it: Adam's update is
-elementwise, so each weight goes on with its own gradient history, where
-unpermuted moments would push every moved channel with another channel's.
+sorted channels).
+
+Adam's two moment slots of each permuted weight are permuted with it: Adam's
+update is elementwise, so each weight goes on with its own gradient history,
+where unpermuted moments would push every moved channel with another's.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ Resolution is elastic where the space searches it, as in Once-for-All:
 each step draws one of the space's resolutions and all four members run on
 the batch resized (antialiased) to it, from the largest size it was loaded
 at.  Scoring recalibrates BatchNorm at each member's own resolution.
+``resolution`` trains at that one size instead: cheaper, and what to use
+when the search will only look at sizes near it.
 
 Channels are not sorted by importance (Once-for-All): ``sort`` sorts the
 channels inside each block after every epoch but the last
@@ -19,8 +21,6 @@ channels inside each block after every epoch but the last
 it no better than leaving them in place (worse after 3 epochs, equal within
 noise after 6): here every member trains from the first step, and each sort
 hands the narrower members channels they were not trained with.
-``resolution`` trains at that one size instead: cheaper, and what to use
-when the search will only look at sizes near it.
 
 The two ends of the sandwich are traced once as graphs (any resolution):
 measured on the largest MobileNetV2 member at 96 px, batch 32, a traced
