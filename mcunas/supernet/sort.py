@@ -40,9 +40,9 @@ internal channels.
 the first step, so there is no "elastic width starts here" moment at which
 Once-for-All sorts, and a sort after the last epoch would hand narrower
 members channels they never trained with.  It is off by default:
-tests/bench/supernet_sorting.py measured it worse than no sorting after 3
-epochs and equal within noise after 6 (each sort moved 67-100 % of the
-sorted channels).
+tests/bench/supernet_sorting.py measured it 5-7 points worse than no
+sorting after 3 epochs and 1 point worse after 6 (two seeds each; each sort
+moved 61-100 % of the sorted channels).
 
 Adam's two moment slots of each permuted weight are permuted with it: Adam's
 update is elementwise, so each weight goes on with its own gradient history,

@@ -18,8 +18,8 @@ when the search will only look at sizes near it.
 Channels are not sorted by importance (Once-for-All): ``sort`` sorts the
 channels inside each block after every epoch but the last
 (:mod:`mcunas.supernet.sort`), and tests/bench/supernet_sorting.py measured
-it no better than leaving them in place (worse after 3 epochs, equal within
-noise after 6): here every member trains from the first step, and each sort
+it no better than leaving them in place (5-7 points worse after 3 epochs,
+1 point worse after 6): here every member trains from the first step, and each sort
 hands the narrower members channels they were not trained with.
 
 The two ends of the sandwich are traced once as graphs (any resolution):
