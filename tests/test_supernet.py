@@ -278,3 +278,62 @@ def test_search_scores_with_a_supernet_and_trains_a_finalist(tmp_path, synth_dat
     trials = optuna.load_study(study_name="sn", storage=storage).trials
     again = [t.user_attrs["arch"] for t in trials if "finalist_of" in t.user_attrs]
     assert again.count(finalists[0].user_attrs["arch"]) == 1 and len(again) <= 2
+
+
+@pytest.mark.parametrize("name", [TINY_IR, "shufflenet_v2"])
+def test_sorting_channels_keeps_the_largest_member_and_moves_adam_moments_along(name):
+    """After a sort the largest member's logits are the same, a narrower member's differ (it now takes other
+    channels), every sorted dimension's importance runs downwards, and Adam's moments moved with their weights."""
+    import keras
+    import tensorflow as tf
+
+    from mcunas.supernet.net import forward, initial_weights
+    from mcunas.supernet.sort import adam_moments, channel_groups, importance, sort_channels
+
+    space = load_space(name)
+    shape = largest_shape(space)
+    rng = np.random.default_rng(0)
+    variables = {k: tf.Variable(v + rng.normal(0, 0.1, v.shape).astype(np.float32))
+                 for k, v in initial_weights(shape, 1).items()}
+    optimizer = keras.optimizers.Adam(1e-3)
+    optimizer.apply_gradients([(tf.constant(rng.normal(0, 1, v.shape).astype(np.float32)), v)
+                               for v in variables.values()])
+    moments = {k: [m.numpy() for m in adam_moments(optimizer, v)] for k, v in variables.items()}
+    before = {k: v.numpy() for k, v in variables.items()}
+    x = rng.uniform(0, 1, (8, 32, 32, 3)).astype(np.float32)
+    ends = [dataclasses.replace(extreme_arch(space, largest), resolution=32, in_channels=3) for largest in (True, False)]
+
+    def logits():
+        return [forward(variables, arch, member_slots(space, arch), x).numpy() for arch in ends]
+
+    largest, smallest = logits()
+    groups = channel_groups(space)
+    orders = sort_channels(variables, space, optimizer)
+    assert len(groups) == len(orders) == (6 if name == TINY_IR else 17)  # 5 / 16 blocks with inner channels, head
+    sorted_largest, sorted_smallest = logits()
+    # the same network up to float32 summation order over the permuted channels (measured ~1e-5 of the scale)
+    assert np.abs(sorted_largest - largest).max() < 1e-4 * np.abs(largest).max() and largest.std() > 0.1
+    assert np.abs(sorted_smallest - smallest).max() > 1e-2 * np.abs(smallest).max()
+    touched = {}
+    for reader, axis, channels, weights in groups:
+        scores = importance(variables[reader].numpy(), axis)
+        assert (np.diff(scores[:channels]) <= 0).all() and scores[0] > scores[channels - 1]
+        touched.update({weight: (orders[reader], dim) for weight, dim in weights})
+    if name == TINY_IR:  # sized for the 16-channel stem, reads the 8-channel stage 1: 48 of 6 x 16 channels used
+        assert next(g[2] for g in groups if g[0] == "s2b0_project/kernel") == 48
+        assert variables["s2b0_project/kernel"].shape[2] == 96
+    for key, variable in variables.items():
+        np.testing.assert_array_equal(variable.numpy(), _moved(before[key], *touched.get(key, (None, None))))
+        for slot, start in zip(adam_moments(optimizer, variable), moments[key]):
+            np.testing.assert_array_equal(slot.numpy(), _moved(start, *touched.get(key, (None, None))))
+    assert len(touched) > 30 and any(not np.array_equal(m, n.numpy()) for m, n in
+                                     zip(moments["s2b0_dw/kernel"], adam_moments(optimizer, variables["s2b0_dw/kernel"])))
+
+
+def _moved(array, order, axis):
+    """``array`` with its leading channels on ``axis`` in ``order`` (unchanged without one)."""
+    if order is None:
+        return array
+    whole = np.arange(array.shape[axis])
+    whole[:len(order)] = order
+    return np.take(array, whole, axis=axis)

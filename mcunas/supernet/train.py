@@ -15,6 +15,13 @@ at.  Scoring recalibrates BatchNorm at each member's own resolution.
 ``resolution`` trains at that one size instead: cheaper, and what to use
 when the search will only look at sizes near it.
 
+Channels are not sorted by importance (Once-for-All): ``sort`` sorts the
+channels inside each block after every epoch but the last
+(:mod:`mcunas.supernet.sort`), and tests/bench/supernet_sorting.py measured
+it no better than leaving them in place (5-7 points worse after 3 epochs,
+1 point worse after 6): here every member trains from the first step, and each sort
+hands the narrower members channels they were not trained with.
+
 The two ends of the sandwich are traced once as graphs (any resolution):
 measured on the largest MobileNetV2 member at 96 px, batch 32, a traced
 forward and backward pass took 2.0 s against 4.5-6 s eagerly.  The random
@@ -34,14 +41,19 @@ import numpy as np
 
 from mcunas.spaces import RandomTrial, Space, sample_arch
 from mcunas.supernet.members import extreme_arch, largest_shape, member_slots
+from mcunas.supernet.sort import sort_channels
 
 LEARNING_RATE = 2e-3
 RANDOM_MEMBERS = 2
 
 
 def train_supernet(space: Space, data: str, epochs: int, resolution: int | None, batch: int = 32, seed: int = 0,
-                   log=None) -> tuple[dict, dict]:
-    """Train a supernet for ``space`` on ``data`` (:func:`training_rows`); returns ``(weights, meta)``."""
+                   log=None, sort: bool = False) -> tuple[dict, dict]:
+    """Train a supernet for ``space`` on ``data`` (:func:`training_rows`); returns ``(weights, meta)``.
+
+    ``sort``: sort channels by importance after every epoch but the last (for
+    tests/bench/supernet_sorting.py, which measures it; the CLI does not).
+    """
     import keras
     import tensorflow as tf
 
@@ -81,7 +93,7 @@ def train_supernet(space: Space, data: str, epochs: int, resolution: int | None,
             return compiled[key]
         return fn
 
-    start = time.perf_counter()
+    start, sort_s = time.perf_counter(), 0.0
     for epoch in range(1, epochs + 1):
         epoch_start, losses = time.perf_counter(), []
         for x, y in dataset:
@@ -91,6 +103,10 @@ def train_supernet(space: Space, data: str, epochs: int, resolution: int | None,
             members = [dataclasses.replace(arch, resolution=size) for arch in
                        ends + [sample_arch(space, sampler) for _ in range(RANDOM_MEMBERS)]]
             losses.append(_sandwich_step(step_of, members, x, y, optimizer, variables, names))
+        if sort and epoch < epochs:  # a sort changes narrower members: they get an epoch to train on the new order
+            sort_start = time.perf_counter()
+            sort_channels(variables, space, optimizer)
+            sort_s += time.perf_counter() - sort_start
         elapsed = time.perf_counter() - start
         left = elapsed / epoch * (epochs - epoch)
         log(f"mcunas: supernet epoch {epoch}/{epochs}: largest member's loss {sum(losses) / len(losses):.3f}, "
@@ -99,7 +115,7 @@ def train_supernet(space: Space, data: str, epochs: int, resolution: int | None,
     meta = {"space": space.name, "space_file": str(space.path.resolve()), "space_sha256": space_fingerprint(space),
             "data": str(data), "split_seed": seed, "epochs": epochs, "batch": batch,
             "resolutions": list(sizes), "train_images": len(y_train),
-            "train_s": round(time.perf_counter() - start, 1),
+            "train_s": round(time.perf_counter() - start, 1), **({"sort_s": round(sort_s, 2)} if sort else {}),
             "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             "parameters": int(sum(w.size for w in weights.values()))}
     return weights, meta
