@@ -12,6 +12,9 @@ exactness test holds for any choice of rows); what differs is which trained weig
 import dataclasses
 import json
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's mcunas, not an installed one
 
 from mcunas.spaces import RandomTrial, load_space, sample_arch
 from mcunas.supernet import net

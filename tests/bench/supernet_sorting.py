@@ -1,8 +1,7 @@
 """Does sorting a block's inner channels by importance (mcunas/supernet/sort.py) give narrower members better
 inherited weights than leaving the channels in their initial order?
 
-Usage: PYTHONPATH=. python tests/bench/supernet_sorting.py DATA EPOCHS RESOLUTION MEMBERS [SEED ...]
-(PYTHONPATH: the venv has /work/main installed; without it the script would import that checkout's mcunas.)
+Usage: python tests/bench/supernet_sorting.py DATA EPOCHS RESOLUTION MEMBERS [SEED ...]
 Per training SEED (default 0), trains two mobilenet_v2 supernets, one sorting (``train_supernet(sort=True)``:
 after every epoch but the last) and one not (same seed, data, EPOCHS at RESOLUTION), then scores the same
 MEMBERS random members at RESOLUTION with each, exactly as a search with that --seed scores them (BatchNorm
@@ -16,7 +15,10 @@ import dataclasses
 import json
 import sys
 from itertools import combinations
+from pathlib import Path
 from statistics import mean
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's mcunas, not an installed one
 
 import numpy as np
 
