@@ -209,6 +209,21 @@ def test_a_supernet_file_moved_from_its_checkout_finds_its_space_by_name(tmp_pat
     assert sorted(tensors) == sorted(weights)
 
 
+def test_the_benches_score_members_as_a_search_does(tmp_path, synth_data):
+    """``search_scores`` (weights in memory, for the bench scripts) gives what a search's score job gives."""
+    from mcunas.supernet import score
+    from mcunas.train.worker import TrainJob
+
+    path = _tiny_supernet(tmp_path, "mobilenet_v1", synth_data.resolve())
+    _, space, weights = score.loaded(path)
+    members = [dataclasses.replace(sample_arch(space, RandomTrial(seed)), resolution=32) for seed in (1, 2)]
+    found = score.search_scores(weights, space, members, str(synth_data), seed=1)
+    jobs = [TrainJob(arch=str(arch), data=str(synth_data), eval_data=None, epochs=1, batch=16, recipe="fast", seed=1,
+                     out_dir=str(tmp_path), split_seed=1, kind="score", supernet=str(path)) for arch in members]
+    assert found == [score.score_candidate(job)["supernet_accuracy"] for job in jobs]
+    assert found != score.search_scores(weights, space, members, str(synth_data), seed=0)  # another split
+
+
 def test_search_refuses_a_wrong_space_or_a_file_that_is_no_supernet(tmp_path, synth_data):
     base = ["search", "--space", "mobilenet_v2", "--data", synth_data, "--study", "bad",
             "--results-dir", tmp_path / "results"]

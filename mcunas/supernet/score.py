@@ -130,6 +130,21 @@ def prepared_member(job):
     return weights, arch, slots, stats, val
 
 
+def search_scores(weights, space, members, data: str, seed: int = 0) -> list[float]:
+    """Each member's supernet accuracy exactly as ``mcunas search --supernet --data DATA --seed SEED`` scores it
+    (BatchNorm recalibrated on its training images, validation share of that seed), with ``weights`` in
+    memory: what the bench scripts comparing two ways of training a supernet score the same members with."""
+    from mcunas.supernet.members import member_slots
+
+    scores = []
+    for arch in members:
+        calibration, *val = scoring_sets(data, None, arch.resolution, arch.in_channels, seed, seed)
+        slots = member_slots(space, arch)
+        scores.append(member_accuracy(weights, arch, slots, recalibrated_stats(weights, arch, slots, calibration),
+                                      *val))
+    return scores
+
+
 def score_candidate(job) -> dict:
     """A :class:`~mcunas.train.worker.TrainJob` of kind ``score``: the member's float validation accuracy."""
     start = time.perf_counter()

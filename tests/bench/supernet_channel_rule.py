@@ -18,8 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's 
 
 from mcunas.spaces import RandomTrial, load_space, sample_arch
 from mcunas.supernet import net
-from mcunas.supernet.members import member_slots
-from mcunas.supernet.score import member_accuracy, recalibrated_stats, scoring_sets
+from mcunas.supernet.score import search_scores
 from mcunas.supernet.train import train_supernet
 
 data, epochs, resolution, count = sys.argv[1], *map(int, sys.argv[2:5])
@@ -30,12 +29,7 @@ scores = {}
 for rule, ids in (("identity", built), ("leading", lambda arch, slots, weights: {})):
     net.channel_ids = ids  # forward() looks it up in its module
     weights, meta = train_supernet(space, data, epochs, resolution)
-    scores[rule] = []
-    for arch in members:
-        calibration, *val = scoring_sets(data, None, resolution, arch.in_channels, 0, 0)
-        slots = member_slots(space, arch)
-        stats = recalibrated_stats(weights, arch, slots, calibration)
-        scores[rule].append(member_accuracy(weights, arch, slots, stats, *val))
+    scores[rule] = search_scores(weights, space, members, data)
     print(json.dumps({"rule": rule, "train_s": meta["train_s"], "scores": scores[rule]}), flush=True)
 net.channel_ids = built
 pairs = list(zip(scores["identity"], scores["leading"]))

@@ -22,8 +22,8 @@ from mcunas.arch import parse_arch  # noqa: E402
 from mcunas.bench.supernet import bench_members  # noqa: E402
 from mcunas.spaces import load_space  # noqa: E402
 from mcunas.supernet import net  # noqa: E402
-from mcunas.supernet.members import extreme_arch, member_slots  # noqa: E402
-from mcunas.supernet.score import member_accuracy, recalibrated_stats, scoring_sets  # noqa: E402
+from mcunas.supernet.members import extreme_arch  # noqa: E402
+from mcunas.supernet.score import search_scores  # noqa: E402
 from mcunas.supernet.train import train_supernet  # noqa: E402
 
 data, epochs, resolution, count = sys.argv[1], *map(int, sys.argv[2:5])
@@ -44,13 +44,7 @@ for name, init in (("residual_gamma_0", default), ("gamma_1", gamma_one)):
     import tensorflow as tf
 
     weights, meta = train_supernet(space, data, epochs, resolution)
-    weights = {k: tf.constant(v) for k, v in weights.items()}
-    scores[name] = []
-    for arch in members:
-        calibration, *val = scoring_sets(data, None, resolution, arch.in_channels, 0, 0)
-        slots = member_slots(space, arch)
-        stats = recalibrated_stats(weights, arch, slots, calibration)
-        scores[name].append(member_accuracy(weights, arch, slots, stats, *val))
+    scores[name] = search_scores({k: tf.constant(v) for k, v in weights.items()}, space, members, data)
     print(json.dumps({"init": name, "train_s": meta["train_s"], "scores": scores[name]}), flush=True)
 net.initial_weights = default
 pairs = list(zip(scores["residual_gamma_0"][:-1], scores["gamma_1"][:-1]))

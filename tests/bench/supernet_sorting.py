@@ -24,8 +24,7 @@ import numpy as np
 
 from mcunas.spaces import RandomTrial, load_space, sample_arch
 from mcunas.supernet import sort, train
-from mcunas.supernet.members import member_slots
-from mcunas.supernet.score import member_accuracy, recalibrated_stats, scoring_sets
+from mcunas.supernet.score import scoring_sets, search_scores
 
 data, epochs, resolution, count = sys.argv[1], *map(int, sys.argv[2:5])
 seeds = [int(s) for s in sys.argv[5:]] or [0]
@@ -49,15 +48,10 @@ for seed in seeds:
     for variant in ("sorted", "unsorted"):
         moved.clear()
         weights, meta = train.train_supernet(space, data, epochs, resolution, seed=seed, sort=variant == "sorted")
-        scores[variant] = []
-        for arch in members:
-            calibration, *val = scoring_sets(data, None, resolution, arch.in_channels, seed, seed)
-            slots = member_slots(space, arch)
-            stats = recalibrated_stats(weights, arch, slots, calibration)
-            scores[variant].append(member_accuracy(weights, arch, slots, stats, *val))
+        scores[variant] = search_scores(weights, space, members, data, seed)
         means[seed, variant] = mean(scores[variant])
         print(json.dumps({"seed": seed, "variant": variant, "train_s": meta["train_s"],
-                          "sort_s": meta.get("sort_s", 0.0), "moved_share_per_sort": moved, "val_images": len(val[1]),
+                          "sort_s": meta.get("sort_s", 0.0), "moved_share_per_sort": moved, "val_images": len(scoring_sets(data, None, resolution, 3, seed, seed)[2]),
                           "scores": scores[variant]}), flush=True)
     pairs = list(zip(scores["sorted"], scores["unsorted"]))
     print(f"seed {seed}: mean supernet accuracy over {count} members at {resolution} px: sorted "
