@@ -6,10 +6,10 @@ network its string names, layer for layer (tests/test_supernet.py checks
 its outputs against the Keras model carrying the copied weights).  Per layer:
 
 * kernels are the **centre** K×K of the supernet's largest kernel (Once-for-
-  All's elastic kernel without its learned transform matrices: that needs
-  one extra matrix per layer and kernel size and had no measurement here to
-  justify it; centre cropping keeps the 3×3 kernels of every member the
-  same weights, which the sandwich rule trains most often);
+  All's elastic kernel without its learned transform matrices: built and
+  measured on branch ``ktrans``, they made no difference to the members'
+  scores (README); centre cropping keeps the 3×3 kernels of every member
+  the same weights, which the sandwich rule trains most often);
 * output channels are the **leading** ones (width, expansion, stem and
   head choices), blocks the **leading** blocks of each stage; input
   channels are the leading ones too, except behind a ShuffleNet unit,
