@@ -20,6 +20,7 @@ def test_rejected_candidates_are_recorded_infeasible_and_never_count(tmp_path):
     fig = cli_json("search", "--results-dir", tmp_path / "results", *COST_ONLY, "--study", "s",
                    "--n-trials", "40", "--sram", "120KB", "--seed", "1")
     assert fig["trained"] == 40 and fig["rejected"] > 0
+    assert "scored" not in fig and "scored" not in fig["study_totals"]  # only supernet studies score
     trials = pd.read_csv(tmp_path / "results/s/trials.csv")
     rejected = trials[trials.status == "rejected"]
     fits = trials[trials.status == "trained"]

@@ -251,10 +251,9 @@ def _check_supernet_flags(s: dict, space, objectives: list[str]) -> None:
 def final_lines(study: str, f: dict) -> list[str]:
     """The lines a search ends with: this run's counts apart from the study's totals, the winner, the files."""
     from mcunas.output import format_duration
-    from mcunas.search.results import STATUSES, describe_winner
+    from mcunas.search.results import describe_winner, run_counts_text
 
-    run = ", ".join(f"{f.get(s, 0)} {s}" for s in STATUSES if s != "running")
-    lines = [f"this run: {run} in {format_duration(f['elapsed_s'])}"
+    lines = [f"this run: {run_counts_text(f)} in {format_duration(f['elapsed_s'])}"
              + (f" ({f['candidates_per_s']:,} candidates/s)" if "candidates_per_s" in f else "")]
     totals = f.get("study_totals", {})
     lines.append(f"study {study}, all runs: " + ", ".join(f"{n} {s}" for s, n in totals.items()))

@@ -237,8 +237,9 @@ class _Run:
     A rejected candidate is told at once; a fitting one is trained (or, if the
     same network was trained before in this study, its result is reused).
     ``n_trials`` counts trained candidates (scored ones with a supernet), so
-    the run stops itself when enough were, after too many rejections in a row (the sampler
-    keeps proposing misfits) or failures in a row (the setup is broken).
+    the run stops itself when enough were, after too many rejections in a
+    row (the sampler keeps proposing misfits) or failures in a row (the setup
+    is broken).
     """
 
     def __init__(self, c: Campaign, study, progress: Progress):

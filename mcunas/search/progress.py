@@ -33,8 +33,8 @@ class Progress:
                 remaining = min(remaining, max(0.0, self.timeout_s - elapsed))
             eta = f", ETA {format_duration(remaining)}"
         best = f" | best {self.best_label} {self.best[0]:.3f} (trial {self.best[1]})" if self.best else ""
-        return (f"[{self.done_label} {self.n_trained}/{self.n_trials}, rejected {self.n_rejected}, failed {self.n_failed}"
-                f"{best} | {format_duration(elapsed)} elapsed{eta}]")
+        return (f"[{self.done_label} {self.n_trained}/{self.n_trials}, rejected {self.n_rejected}, "
+                f"failed {self.n_failed}{best} | {format_duration(elapsed)} elapsed{eta}]")
 
     def note(self, text: str) -> None:
         print(f"mcunas: {text}", file=self.stream, flush=True)

@@ -216,9 +216,14 @@ STATUSES = ("trained", "scored", "rejected", "failed", "pruned", "running")
 
 
 def status_counts(df: pd.DataFrame) -> dict[str, int]:
-    """Trials per status, every status named (0 where none)."""
+    """Trials per status, every status named (0 where none), except ``scored`` outside supernet studies."""
     counts = df.status.value_counts().to_dict()
-    return {s: int(counts.get(s, 0)) for s in STATUSES}
+    return {s: int(counts.get(s, 0)) for s in STATUSES if s != "scored" or s in counts}
+
+
+def run_counts_text(counts: dict) -> str:
+    """``1 trained, 20 scored, 15 rejected, 0 failed, 0 pruned``: a run's tallies (``scored`` in supernet runs)."""
+    return ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES if s != "running" and (s != "scored" or s in counts))
 
 
 def winner(trained: pd.DataFrame, sram_key: str, about: dict) -> dict | None:
@@ -319,7 +324,7 @@ def _write_summary(df: pd.DataFrame, front: pd.DataFrame, campaign, path: Path, 
         ]
     lines.append(f"- trials in the study, all runs ({len(df):,}): " + ", ".join(f"{n} {s}" for s, n in totals.items()))
     if run_counts is not None:
-        lines.append("- this run: " + ", ".join(f"{run_counts.get(s, 0)} {s}" for s in STATUSES if s != "running"))
+        lines.append("- this run: " + run_counts_text(run_counts))
     lines += ["", "## Pareto front", ""]
     show = [c for c in ["number", "int8_accuracy", "test_accuracy", "float_accuracy", campaign.budget.key("sram"),
                         campaign.budget.key("flash"), "macs", "arch"] if c in front.columns]
