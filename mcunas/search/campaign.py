@@ -245,7 +245,7 @@ class _Run:
     def __init__(self, c: Campaign, study, progress: Progress):
         self.c, self.study, self.progress = c, study, progress
         self.trained_before = {} if c.supernet else _trained_results(study)  # a finalist's result is no score
-        self.done = "scored" if c.supernet else "trained"  # what --n-trials counts
+        self.done = progress.done_label  # what --n-trials counts: "trained", or "scored" with a supernet
         self.counts = {self.done: 0, "rejected": 0, "failed": 0, "pruned": 0}
         self.rejections_in_a_row = 0
         self.failures_in_a_row = 0
@@ -378,7 +378,7 @@ def run_campaign(c: Campaign) -> dict:
         from mcunas.train.worker import shared_worker
 
         shared_worker().start()  # TensorFlow imports in the worker while the first candidate is sampled
-    run = _Run(c, study, Progress(c.n_trials, c.timeout_s, share))
+    run = _Run(c, study, Progress(c.n_trials, c.timeout_s, share, scoring=bool(c.supernet)))
     start = time.monotonic()
     try:
         study.optimize(run.objective, timeout=c.timeout_s, callbacks=[run.after_trial], catch=(CandidateFailed,),
@@ -397,8 +397,8 @@ def run_campaign(c: Campaign) -> dict:
         from mcunas.search.supernet import train_finalists
 
         finals = train_finalists(c, study, share)
-        run.counts.update(finalists=finals["finalists"], trained=finals.get("trained", 0),
-                          failed=run.counts["failed"] + finals.get("failed", 0))
+        run.counts.update(finalists=finals["finalists"], trained=finals["trained"],
+                          failed=run.counts["failed"] + finals["failed"])
         paths = write_results(study, c, run.counts)
     if c.timeout_s is not None and run.counts[run.done] < c.n_trials:
         run.progress.note(f"timeout reached after {plural(run.counts[run.done], run.done + ' candidate')}")

@@ -14,13 +14,14 @@ from mcunas.output import format_duration
 
 
 class Progress:
-    def __init__(self, n_trials: int, timeout_s: float | None, share_fits: float, stream=None):
+    def __init__(self, n_trials: int, timeout_s: float | None, share_fits: float, stream=None, scoring: bool = False):
+        """``scoring``: candidates are scored with a supernet (``mcunas search --supernet``), not trained."""
         self.n_trials, self.timeout_s = n_trials, timeout_s
         self.stream = stream or sys.stderr
         self.start = time.monotonic()
         self.n_trained = self.n_rejected = self.n_failed = 0
         self.best: tuple[float, str] | None = None
-        self.best_label, self.done_label = "int8", "trained"  # "supernet", "scored" while candidates are scored
+        self.best_label, self.done_label = ("supernet", "scored") if scoring else ("int8", "trained")
         self._last_line = 0.0
         self.note(f"{share_fits:.1%} of the space fits the budget (1,000 random samples)")
 
@@ -72,7 +73,7 @@ class Progress:
 
     def scored(self, number: int, arch: str, result: dict) -> None:
         """A candidate scored with supernet weights (``mcunas search --supernet``): one line each, as trained ones."""
-        self.n_trained, self.best_label, self.done_label = self.n_trained + 1, "supernet", "scored"
+        self.n_trained += 1
         acc = result["supernet_accuracy"]
         if self.best is None or acc > self.best[0]:
             self.best = (acc, str(number))

@@ -215,15 +215,20 @@ def _about(study, campaign, df: pd.DataFrame) -> dict:
 STATUSES = ("trained", "scored", "rejected", "failed", "pruned", "running")
 
 
+def _named(counts: dict) -> list[str]:
+    """The statuses a tally names: all, 0 where none, except ``scored`` outside supernet studies and runs."""
+    return [s for s in STATUSES if s != "scored" or s in counts]
+
+
 def status_counts(df: pd.DataFrame) -> dict[str, int]:
-    """Trials per status, every status named (0 where none), except ``scored`` outside supernet studies."""
+    """Trials per status (:func:`_named`)."""
     counts = df.status.value_counts().to_dict()
-    return {s: int(counts.get(s, 0)) for s in STATUSES if s != "scored" or s in counts}
+    return {s: int(counts.get(s, 0)) for s in _named(counts)}
 
 
 def run_counts_text(counts: dict) -> str:
-    """``1 trained, 20 scored, 15 rejected, 0 failed, 0 pruned``: a run's tallies (``scored`` in supernet runs)."""
-    return ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES if s != "running" and (s != "scored" or s in counts))
+    """``1 trained, 20 scored, 15 rejected, 0 failed, 0 pruned``: a run's tallies (:func:`_named`)."""
+    return ", ".join(f"{counts.get(s, 0)} {s}" for s in _named(counts) if s != "running")
 
 
 def winner(trained: pd.DataFrame, sram_key: str, about: dict) -> dict | None:

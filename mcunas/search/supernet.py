@@ -101,7 +101,7 @@ def train_finalists(c, study, share: float) -> dict[str, int]:
                                                               optuna.trial.TrialState.WAITING)}
     todo = [t for t in chosen if t.user_attrs["arch"] not in taken]
     if not todo:
-        return {"finalists": len(chosen)}
+        return {"finalists": len(chosen), "trained": 0, "failed": 0}
     for t in todo:
         study.enqueue_trial(t.params, user_attrs={"finalist_of": t.number, "arch": t.user_attrs["arch"]})
     final = dataclasses.replace(c, supernet=None, n_trials=len(todo),
