@@ -97,7 +97,7 @@ def test_a_sliced_member_computes_exactly_what_its_keras_model_does(name):
 
     from mcunas.cost import estimate
     from mcunas.keras_model import build_keras_model
-    from mcunas.supernet.net import forward, initial_weights
+    from mcunas.supernet.net import forward, initial_weights, member_params
     from mcunas.supernet.score import copy_into_keras, recalibrated_stats
 
     space = load_space(name)
@@ -109,12 +109,13 @@ def test_a_sliced_member_computes_exactly_what_its_keras_model_does(name):
         arch = dataclasses.replace(arch, resolution=48)
         slots = member_slots(space, arch)
         images = rng.integers(0, 256, (70, 48, 48, arch.in_channels), dtype=np.uint8)
-        stats = recalibrated_stats(weights, arch, slots, images)
+        params = member_params(weights, arch, slots)
+        stats = recalibrated_stats(params, arch, images)
         x = images[:8].astype(np.float32) / 255
         sliced = tf.nn.softmax(forward(weights, arch, slots, x, stats=stats)).numpy()
         model = build_keras_model(arch, batch_size=None)
         before = model.get_weights()
-        copy_into_keras(model, weights, arch, slots, stats)
+        copy_into_keras(model, params, stats)
         assert np.abs(sliced - model(x, training=False).numpy()).max() < 1e-5
         assert sliced[:, 0].std() > 0.01  # not a saturated softmax that would hide a difference
         assert all(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # every weight inherited
@@ -131,18 +132,18 @@ def test_recalibration_in_several_passes_pools_the_statistics_exactly(monkeypatc
     import tensorflow as tf
 
     from mcunas.supernet import score
-    from mcunas.supernet.net import initial_weights
+    from mcunas.supernet.net import initial_weights, member_params
 
     space = load_space(TINY_IR)
     weights = {k: tf.constant(v) for k, v in initial_weights(largest_shape(space), 0).items()}
     arch = dataclasses.replace(extreme_arch(space, True), resolution=48)
-    slots = member_slots(space, arch)
+    params = member_params(weights, arch, member_slots(space, arch))
     images = np.random.default_rng(0).integers(0, 256, (70, 48, 48, arch.in_channels), dtype=np.uint8)
     assert score.batch_for(48) >= 70
-    whole = score.recalibrated_stats(weights, arch, slots, images)
+    whole = score.recalibrated_stats(params, arch, images)
     monkeypatch.setattr(score, "PASS_PIXELS", 16 * 48 * 48)
     assert score.batch_for(48) == 16
-    pooled = score.recalibrated_stats(weights, arch, slots, images)
+    pooled = score.recalibrated_stats(params, arch, images)
     assert list(whole) == list(pooled) and len(whole) > 10
     stem = next(iter(whole))
     direct = tf.nn.moments(tf.nn.conv2d(images.astype(np.float32) / 255, weights["stem/kernel"][:, :, :, :arch.blocks[0].channels],

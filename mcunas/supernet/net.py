@@ -182,8 +182,39 @@ def sliced_kernel(full, layer, rows: tuple[int, ...] | None = None):
     return kernel[:, :, :layer.channels_in, :layer.channels_out]
 
 
+def member_params(weights, arch: Arch, slots: dict[int, str]) -> dict:
+    """What :func:`run` needs of member ``arch``: its layer plan, each tensor's last reader, and each layer's
+    sliced weights (conv/depthwise: ``(kernel, gamma, beta)``; fc: ``(kernel, bias)``).
+
+    Slicing is 2-4 eager ops per weight, each paying TensorFlow's dispatch
+    and constant conversions: at batch 1 it was 43 % of a forward pass.  A
+    score runs a member twice or more (recalibration, validation), so it
+    slices once; training slices inside its gradient tape every step, where
+    gradients must flow back through the slices into the supernet.
+    """
+    plan = list(layers(arch))
+    ids = channel_ids(arch, slots, weights)
+    sliced = {}
+    for layer in plan:
+        rows = ids.get(layer.inputs[0])
+        if layer.kind in ("conv", "depthwise"):
+            key = weight_key(layer, slots)
+            sliced[layer.name] = (sliced_kernel(weights[f"{key}/kernel"], layer, rows),
+                                  *bn_parameters(weights, key, layer, rows))
+        elif layer.kind == "fc":
+            sliced[layer.name] = classifier(weights, layer, slots, rows)
+    return {"plan": plan, "last_reader": {name: i for i, layer in enumerate(plan) for name in layer.inputs},
+            "weights": sliced}
+
+
 def forward(weights, arch: Arch, slots: dict[int, str], x, stats: dict | None = None, record: dict | None = None):
-    """Logits of member ``arch`` on images ``x`` (N×R×R×C float in [0, 1]).
+    """Logits of member ``arch`` on images ``x`` (N×R×R×C float in [0, 1]): :func:`run` on
+    :func:`member_params` (what training calls, inside its gradient tape)."""
+    return run(member_params(weights, arch, slots), x, stats, record)
+
+
+def run(params: dict, x, stats: dict | None = None, record: dict | None = None):
+    """Logits of the member whose :func:`member_params` are ``params`` on images ``x``.
 
     ``stats`` (layer name -> (mean, variance)) normalises with the member's
     recalibrated statistics; without it every BatchNorm uses the batch's,
@@ -199,21 +230,17 @@ def forward(weights, arch: Arch, slots: dict[int, str], x, stats: dict | None = 
     """
     import tensorflow as tf
 
-    plan = list(layers(arch))
-    last_reader = {name: i for i, layer in enumerate(plan) for name in layer.inputs}
-    ids = channel_ids(arch, slots, weights)
+    last_reader, sliced = params["last_reader"], params["weights"]
     out = {"input": x}
-    for i, layer in enumerate(plan):
+    for i, layer in enumerate(params["plan"]):
         inputs = [out.pop(name) if last_reader[name] == i else out[name] for name in layer.inputs]
-        rows = ids.get(layer.inputs[0])
         if layer.kind in ("conv", "depthwise"):
-            key = weight_key(layer, slots)
-            kernel = sliced_kernel(weights[f"{key}/kernel"], layer, rows)
+            kernel, gamma, beta = sliced[layer.name]
             if layer.kind == "conv":
                 y = tf.nn.conv2d(inputs[0], kernel, layer.stride, "SAME")
             else:
                 y = tf.nn.depthwise_conv2d(inputs[0], kernel, (1, layer.stride, layer.stride, 1), "SAME")
-            y = _batch_norm(y, *bn_parameters(weights, key, layer, rows), layer, stats, record)
+            y = _batch_norm(y, gamma, beta, layer, stats, record)
             if layer.activation == "relu6":
                 y = tf.nn.relu6(y)
             elif layer.activation == "relu":
@@ -230,7 +257,7 @@ def forward(weights, arch: Arch, slots: dict[int, str], x, stats: dict | None = 
         elif layer.kind == "gap":
             out[layer.name] = tf.reduce_mean(inputs[0], axis=(1, 2))
         elif layer.kind == "fc":
-            kernel, bias = classifier(weights, layer, slots, rows)
+            kernel, bias = sliced[layer.name]
             out[layer.name] = tf.matmul(inputs[0], kernel) + bias
         elif layer.kind == "softmax":
             return inputs[0]
@@ -261,15 +288,14 @@ def classifier(weights, layer, slots: dict[int, str], rows: tuple[int, ...] | No
 
 
 def _batch_norm(y, gamma, beta, layer, stats: dict | None, record: dict | None):
-    """The layer's BatchNorm: with its ``stats``, or the batch's (recorded in ``record``)."""
+    """The layer's BatchNorm: with its ``stats``, or the batch's (recorded in ``record`` as the fused kernel
+    returns them: mean, Bessel-corrected variance, and how many values per channel it saw)."""
     import tensorflow as tf
 
-    channels = layer.channels_out
     if stats is not None:
         mean, variance = stats[layer.name]
         return tf.compat.v1.nn.fused_batch_norm(y, gamma, beta, mean, variance, BN_EPSILON, is_training=False)[0]
     y, mean, variance = tf.compat.v1.nn.fused_batch_norm(y, gamma, beta, epsilon=BN_EPSILON, is_training=True)
-    if record is not None:  # the fused kernel returns the Bessel-corrected variance; it normalised with the biased
-        values = tf.cast(tf.size(y) // channels, tf.float32)
-        record.setdefault(layer.name, []).append((mean, variance * (values - 1) / values))
+    if record is not None:
+        record.setdefault(layer.name, []).append((mean, variance, y.shape.num_elements() // layer.channels_out))
     return y

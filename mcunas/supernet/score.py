@@ -56,23 +56,33 @@ def loaded(path: str):
     return _loaded(str(path), Path(path).stat().st_mtime_ns)
 
 
-def recalibrated_stats(weights, arch, slots, images) -> dict:
-    """Layer name -> (mean, variance) of its outputs over all of ``images``: exact in one pass (up to 96 px);
-    above, each pass's statistics pooled by its share of the images (exact for the first layer; deeper layers
-    see inputs normalised with their pass's statistics, as in Once-for-All, which averages them instead)."""
+def recalibrated_stats(params: dict, arch, images) -> dict:
+    """Layer name -> (mean, variance) of its outputs over all of ``images`` for the member whose
+    :func:`~mcunas.supernet.net.member_params` are ``params``: exact in one pass (up to 96 px); above, each
+    pass's statistics pooled by its share of the images (exact for the first layer; deeper layers see inputs
+    normalised with their pass's statistics, as in Once-for-All, which averages them instead).
+
+    The pooling is NumPy on each layer's few numbers, once per member, not
+    TensorFlow ops per layer and pass: those cost dispatch time a score pays
+    on every one of its ~50 layers."""
+    import tensorflow as tf
+
     from mcunas.data.pipeline import to_float
-    from mcunas.supernet.net import forward
+    from mcunas.supernet.net import run
 
     record: dict = {}
     step, shares = batch_for(arch.resolution), []
     for start in range(0, len(images), step):
         batch = np.asarray(images[start:start + step])
-        forward(weights, arch, slots, to_float(batch), record=record)
+        run(params, to_float(batch), record=record)
         shares.append(len(batch) / len(images))
     stats = {}
-    for name, pairs in record.items():
-        mean = sum(w * m for w, (m, _) in zip(shares, pairs))
-        stats[name] = (mean, sum(w * (v + (m - mean) ** 2) for w, (m, v) in zip(shares, pairs)))
+    for name, passes in record.items():
+        means = [m.numpy() for m, _, _ in passes]
+        variances = [v.numpy() * (n - 1) / n for _, v, n in passes]  # the kernel's Bessel-corrected -> biased
+        mean = sum(w * m for w, m in zip(shares, means))
+        variance = sum(w * (v + (m - mean) ** 2) for w, m, v in zip(shares, means, variances))
+        stats[name] = (tf.constant(mean, tf.float32), tf.constant(variance, tf.float32))
     return stats
 
 
@@ -82,17 +92,16 @@ def calibration_images(x_train, seed: int):
     return x_train[np.sort(rng.choice(len(x_train), size=min(CALIBRATION_IMAGES, len(x_train)), replace=False))]
 
 
-def member_accuracy(weights, arch, slots, stats, images, labels) -> float:
-    import tensorflow as tf
-
+def member_accuracy(params: dict, arch, stats, images, labels) -> float:
+    """Share of ``images`` the member (its :func:`~mcunas.supernet.net.member_params`) classifies as ``labels``,
+    BatchNorm on its recalibrated ``stats``."""
     from mcunas.data.pipeline import to_float
-    from mcunas.supernet.net import forward
+    from mcunas.supernet.net import run
 
     right, step = 0, batch_for(arch.resolution)
     for start in range(0, len(labels), step):
-        logits = forward(weights, arch, slots, to_float(np.asarray(images[start:start + step])), stats=stats)
-        right += int(tf.reduce_sum(tf.cast(tf.argmax(logits, 1, output_type=tf.int32) == labels[start:start + step],
-                                           tf.int32)))
+        logits = run(params, to_float(np.asarray(images[start:start + step])), stats=stats).numpy()
+        right += int((logits.argmax(1) == labels[start:start + step]).sum())
     return right / max(1, len(labels))
 
 
@@ -116,18 +125,18 @@ def scoring_sets(data: str, eval_data: str | None, resolution: int, channels: in
 
 
 def prepared_member(job):
-    """``(weights, arch, slots, stats, (validation images, labels))`` of the job's architecture, its BatchNorm
-    recalibrated on its training images."""
+    """``(arch, params, stats, (validation images, labels))`` of the job's architecture: its sliced weights
+    (:func:`~mcunas.supernet.net.member_params`) and its BatchNorm recalibrated on its training images."""
     from mcunas.arch import parse_arch
     from mcunas.supernet.members import member_slots
+    from mcunas.supernet.net import member_params
 
     _, space, weights = loaded(job.supernet)
     arch = parse_arch(job.arch)
-    slots = member_slots(space, arch)
+    params = member_params(weights, arch, member_slots(space, arch))
     calibration, *val = scoring_sets(job.data, job.eval_data, arch.resolution, arch.in_channels, job.split_seed,
                                      job.seed)
-    stats = recalibrated_stats(weights, arch, slots, calibration)
-    return weights, arch, slots, stats, val
+    return arch, params, recalibrated_stats(params, arch, calibration), val
 
 
 def search_scores(weights, space, members, data: str, seed: int = 0) -> list[float]:
@@ -135,42 +144,36 @@ def search_scores(weights, space, members, data: str, seed: int = 0) -> list[flo
     (BatchNorm recalibrated on its training images, validation share of that seed), with ``weights`` in
     memory: what the bench scripts comparing two ways of training a supernet score the same members with."""
     from mcunas.supernet.members import member_slots
+    from mcunas.supernet.net import member_params
 
     scores = []
     for arch in members:
         calibration, *val = scoring_sets(data, None, arch.resolution, arch.in_channels, seed, seed)
-        slots = member_slots(space, arch)
-        scores.append(member_accuracy(weights, arch, slots, recalibrated_stats(weights, arch, slots, calibration),
-                                      *val))
+        params = member_params(weights, arch, member_slots(space, arch))
+        scores.append(member_accuracy(params, arch, recalibrated_stats(params, arch, calibration), *val))
     return scores
 
 
 def score_candidate(job) -> dict:
     """A :class:`~mcunas.train.worker.TrainJob` of kind ``score``: the member's float validation accuracy."""
     start = time.perf_counter()
-    weights, arch, slots, stats, val = prepared_member(job)
-    accuracy = member_accuracy(weights, arch, slots, stats, *val)
+    arch, params, stats, val = prepared_member(job)
+    accuracy = member_accuracy(params, arch, stats, *val)
     return {"supernet_accuracy": accuracy, "score_s": round(time.perf_counter() - start, 3),
             "val_images": len(val[1])}
 
 
-def copy_into_keras(model, weights, arch, slots, stats) -> None:
-    """Give a Keras model of ``arch`` (:func:`mcunas.keras_model.build_keras_model`) the member's weights.
+def copy_into_keras(model, params: dict, stats) -> None:
+    """Give a Keras model of the member (:func:`mcunas.keras_model.build_keras_model`) the member's weights.
 
-    Layer by layer from :func:`mcunas.arch.layers`, by the names the
-    builder gives them, so the model computes what the sliced member does.
+    Layer by layer from its :func:`~mcunas.supernet.net.member_params` (the
+    plan is :func:`mcunas.arch.layers`), by the names the builder gives them,
+    so the model computes what the sliced member does.
     """
-    from mcunas.arch import layers
-    from mcunas.supernet.net import bn_parameters, channel_ids, classifier, sliced_kernel, weight_key
-
-    ids = channel_ids(arch, slots, weights)
-    for layer in layers(arch):
-        rows = ids.get(layer.inputs[0])
+    for layer in params["plan"]:
+        sliced = [np.asarray(w) for w in params["weights"].get(layer.name, ())]
         if layer.kind in ("conv", "depthwise"):
-            key = weight_key(layer, slots)
-            model.get_layer(layer.name).set_weights([np.asarray(sliced_kernel(weights[f"{key}/kernel"], layer, rows))])
-            mean, variance = stats[layer.name]
-            model.get_layer(f"{layer.name}_bn").set_weights(
-                [*map(np.asarray, bn_parameters(weights, key, layer, rows)), np.asarray(mean), np.asarray(variance)])
+            model.get_layer(layer.name).set_weights(sliced[:1])
+            model.get_layer(f"{layer.name}_bn").set_weights([*sliced[1:], *map(np.asarray, stats[layer.name])])
         elif layer.kind == "fc":
-            model.get_layer(layer.name).set_weights([*map(np.asarray, classifier(weights, layer, slots, rows))])
+            model.get_layer(layer.name).set_weights(sliced)

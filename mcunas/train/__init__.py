@@ -103,7 +103,7 @@ def _fit(job, arch, x_train, y_train, x_val, y_val, on_epoch, should_stop=None) 
     if job.supernet:  # fine-tuned from the weights it inherits (BatchNorm statistics recalibrated)
         from mcunas.supernet.score import copy_into_keras, prepared_member
 
-        copy_into_keras(model, *prepared_member(job)[:4])
+        copy_into_keras(model, *prepared_member(job)[1:3])
     steps_per_epoch = max(1, len(x_train) // job.batch)
     compile_for_recipe(model, job.recipe, steps_per_epoch, job.epochs)
     train_ds = make_train_dataset(x_train, y_train, job.batch, seed=int(job.seed))

@@ -41,7 +41,7 @@ def main() -> int:
     from mcunas.spaces import load_space
     from mcunas.supernet import score
     from mcunas.supernet.members import largest_shape, member_slots
-    from mcunas.supernet.net import initial_weights
+    from mcunas.supernet.net import initial_weights, member_params
 
     space = load_space(a.space)
     weights = {k: tf.constant(v) for k, v in initial_weights(largest_shape(space), 0).items()}
@@ -50,12 +50,12 @@ def main() -> int:
 
         def timed(text: str):
             arch = parse_arch(text)
-            slots = member_slots(space, arch)
             calibration, images, labels = score.scoring_sets(data, None, a.resolution, arch.in_channels, 0, 0)
             start = time.perf_counter()
-            stats = score.recalibrated_stats(weights, arch, slots, calibration)
+            params = member_params(weights, arch, member_slots(space, arch))
+            stats = score.recalibrated_stats(params, arch, calibration)
             middle = time.perf_counter()
-            score.member_accuracy(weights, arch, slots, stats, images, labels)
+            score.member_accuracy(params, arch, stats, images, labels)
             return middle - start, time.perf_counter() - middle
 
         members = bench_members(space, a.members, a.resolution, "macs")
