@@ -19,6 +19,11 @@ BatchNorm as one fused op (:func:`mcunas.supernet.net.forward`): at 96 px
 that made a score 2.2 times faster than six-op BatchNorm with every
 layer's output held (tests/bench/supernet_score_time.py, both versions
 alternated on one machine).
+
+Both passes run on the member's weights sliced once
+(:func:`mcunas.supernet.net.member_params`): slicing them again in every
+pass cost about 1 ms a layer in eager dispatch, and taking it out made a
+score at the defaults 12-20 % faster (README, "Speed").
 """
 
 from __future__ import annotations
