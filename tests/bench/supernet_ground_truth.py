@@ -23,6 +23,12 @@ Usage (from the repo root; the generated set is made again, it is deterministic)
 then the stand-alone-vs-stand-alone tau says how far the ranking after the
 bench's epochs holds after N, and ``architecture_share`` is not printed (the
 two runs no longer measure the same thing).
+
+``--from-supernet FILE`` starts the second run from the weights each member
+inherits from that supernet (the bench's ``--save-supernet`` file), as a
+finalist does: with ``--epochs 1`` it measures whether a short fine-tune
+ranks the members better than the score alone (``architecture_share`` is
+not printed either).
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ def main() -> int:
     p.add_argument("--demo-images", type=int, default=800)
     p.add_argument("--seed", type=int, default=1, help="training seed of the second run (default 1)")
     p.add_argument("--epochs", type=int, help="epochs of the second run (default: the bench's)")
+    p.add_argument("--from-supernet", help="start the second run from the weights inherited from this supernet")
     p.add_argument("--split-seed", type=int, default=0, help="the bench's --seed (draws the validation share)")
     a = p.parse_args()
 
@@ -70,13 +77,13 @@ def main() -> int:
         for i, r in enumerate(rows):
             done = train_candidate(TrainJob(arch=r["arch"], data=data, eval_data=None, epochs=epochs,
                                             batch=32, recipe="fast", seed=a.seed, out_dir=f"{tmp}/m{i}",
-                                            split_seed=a.split_seed))
+                                            split_seed=a.split_seed, supernet=a.from_supernet))
             again.append({"float_accuracy": done["float_accuracy"], "int8_accuracy": done["int8_accuracy"]})
             print(f"member {i + 1}/{len(rows)}: float {r['float_accuracy']:.3f} then {done['float_accuracy']:.3f}",
                   file=sys.stderr, flush=True)
     sup = [r["supernet_accuracy"] for r in rows]
     figures = {"bench": str(a.bench_json), "members": len(rows), "seed": a.seed,
-               "bench_epochs": bench["epochs"], "epochs": epochs}
+               "bench_epochs": bench["epochs"], "epochs": epochs, "from_supernet": a.from_supernet}
     for kind in ("float", "int8"):
         first = [r[f"{kind}_accuracy"] for r in rows]
         second = [g[f"{kind}_accuracy"] for g in again]
@@ -85,7 +92,7 @@ def main() -> int:
         figures[f"tau_supernet_vs_first_{kind}"] = round(kendall_tau(sup, first), 3)
         figures[f"tau_supernet_vs_second_{kind}"] = round(kendall_tau(sup, second), 3)
         figures[f"tau_supernet_vs_mean_{kind}"] = round(kendall_tau(sup, mean), 3)
-        if epochs == bench["epochs"]:
+        if epochs == bench["epochs"] and not a.from_supernet:
             figures[f"architecture_share_{kind}"] = round(architecture_share(first, second), 3)
         figures[f"second_{kind}_accuracy"] = [round(x, 4) for x in second]
     print(json.dumps(figures, indent=2))

@@ -54,8 +54,8 @@ def main() -> int:
               f"standalone_{bench['epochs']}ep_first": [r["float_accuracy"] for r in rows]}
     for path in a.ground_truth:
         gt = json.loads(path.read_text())
-        series[f"standalone_{gt.get('epochs', bench['epochs'])}ep_seed{gt['seed']} ({path.name})"] = \
-            gt["second_float_accuracy"]
+        start = "finetuned" if gt.get("from_supernet") else "standalone"
+        series[f"{start}_{gt.get('epochs', bench['epochs'])}ep_seed{gt['seed']} ({path.name})"] = gt["second_float_accuracy"]
     out = {"members": len(rows), "depth": [t["depth"] for t in traits], "series": {}}
     for name, acc in series.items():
         out["series"][name] = {
